@@ -1,0 +1,214 @@
+//! Sessions and personal API tokens. Secrets are shown once and stored only as hashes;
+//! every token names its tenant, so a lookup is always scoped to one tenant.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ids::{ApiTokenId, SessionId, TenantId, UserId};
+use crate::time::{SignedDuration, Timestamp};
+
+/// SHA-256 of a secret token: what stores keep instead of the token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// Hashes a secret.
+    pub fn of(secret: &str) -> Self {
+        Self(Sha256::digest(secret.as_bytes()).into())
+    }
+    /// Rebuilds a stored hash.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+    /// The hash, for storage.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenHash({:02x}{:02x}…)", self.0[0], self.0[1])
+    }
+}
+
+/// What a bearer secret is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A browser session cookie.
+    Session,
+    /// A personal API token.
+    Api,
+}
+
+impl TokenKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Session => "cvs",
+            Self::Api => "cvn",
+        }
+    }
+}
+
+/// A bearer secret as handed to its holder: `cvn_<tenant>_<random>` (API) or
+/// `cvs_<tenant>_<random>` (session). The random part comes from the caller, who owns
+/// the randomness.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerSecret {
+    kind: TokenKind,
+    tenant: TenantId,
+    secret: String,
+}
+
+impl BearerSecret {
+    /// Makes a secret for `tenant` from at least 32 random bytes.
+    pub fn issue(kind: TokenKind, tenant: TenantId, random: &[u8]) -> Option<Self> {
+        if random.len() < 32 {
+            return None;
+        }
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        Some(Self {
+            kind,
+            tenant,
+            secret: format!("{}_{}_{}", kind.prefix(), tenant.as_uuid().simple(), hex),
+        })
+    }
+
+    /// Parses what a client presented. Anything malformed is `None`, with no detail.
+    pub fn parse(kind: TokenKind, raw: &str) -> Option<Self> {
+        let mut parts = raw.splitn(3, '_');
+        let (prefix, tenant, rest) = (parts.next()?, parts.next()?, parts.next()?);
+        if prefix != kind.prefix() || rest.len() < 64 || rest.len() > 256 {
+            return None;
+        }
+        if !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let tenant = uuid::Uuid::try_parse(tenant).ok()?;
+        Some(Self { kind, tenant: TenantId::from_uuid(tenant), secret: raw.to_owned() })
+    }
+
+    /// The tenant the secret belongs to (lookups filter on it).
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+    /// What is stored.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(&self.secret)
+    }
+    /// The secret itself, to hand to its holder once.
+    pub fn expose(&self) -> &str {
+        &self.secret
+    }
+}
+
+impl std::fmt::Debug for BearerSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BearerSecret({:?}, tenant {}, [redacted])", self.kind, self.tenant)
+    }
+}
+
+/// How long sessions live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// A session unused for this long ends.
+    pub idle: SignedDuration,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute: SignedDuration,
+}
+
+impl Default for SessionPolicy {
+    /// 2 hours idle, 12 hours absolute.
+    fn default() -> Self {
+        Self { idle: SignedDuration::from_hours(2), absolute: SignedDuration::from_hours(12) }
+    }
+}
+
+/// A signed-in browser.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Id.
+    pub id: SessionId,
+    /// Tenant of the user.
+    pub tenant: TenantId,
+    /// Who is signed in.
+    pub user: UserId,
+    /// Hash of the cookie's secret.
+    pub token_hash: TokenHash,
+    /// Sign-in time.
+    pub created_at: Timestamp,
+    /// Last request.
+    pub last_seen_at: Timestamp,
+}
+
+impl Session {
+    /// Whether the session may still be used at `now`.
+    pub fn is_valid(&self, policy: &SessionPolicy, now: Timestamp) -> bool {
+        now < self.last_seen_at + policy.idle && now < self.created_at + policy.absolute
+    }
+}
+
+/// A personal API token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    /// Id.
+    pub id: ApiTokenId,
+    /// Tenant of the user.
+    pub tenant: TenantId,
+    /// Owner.
+    pub user: UserId,
+    /// The owner's label for it.
+    pub label: String,
+    /// Hash of the secret.
+    pub token_hash: TokenHash,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// After this the token is refused.
+    pub expires_at: Option<Timestamp>,
+    /// Set when revoked; a revoked token is refused.
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ApiToken {
+    /// Whether the token may be used at `now`.
+    pub fn is_valid(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_round_trip_and_bind_their_tenant() {
+        let tenant = TenantId::from_uuid(uuid::Uuid::from_u128(7));
+        let s = BearerSecret::issue(TokenKind::Api, tenant, &[0xab; 32]).unwrap();
+        let parsed = BearerSecret::parse(TokenKind::Api, s.expose()).unwrap();
+        assert_eq!(parsed.tenant(), tenant);
+        assert_eq!(parsed.hash(), s.hash());
+        assert!(BearerSecret::parse(TokenKind::Session, s.expose()).is_none());
+        assert!(BearerSecret::parse(TokenKind::Api, "cvn_x_y").is_none());
+        assert!(!format!("{s:?}").contains("abab"));
+        assert!(BearerSecret::issue(TokenKind::Api, tenant, &[1; 8]).is_none());
+    }
+
+    #[test]
+    fn sessions_expire_when_idle_or_old() {
+        let t0 = Timestamp::UNIX_EPOCH;
+        let p = SessionPolicy::default();
+        let mut s = Session {
+            id: SessionId::from_uuid(uuid::Uuid::nil()),
+            tenant: TenantId::from_uuid(uuid::Uuid::nil()),
+            user: UserId::from_uuid(uuid::Uuid::nil()),
+            token_hash: TokenHash::of("x"),
+            created_at: t0,
+            last_seen_at: t0,
+        };
+        assert!(s.is_valid(&p, t0 + SignedDuration::from_mins(119)));
+        assert!(!s.is_valid(&p, t0 + SignedDuration::from_mins(120)));
+        s.last_seen_at = t0 + SignedDuration::from_hours(11);
+        assert!(s.is_valid(&p, t0 + SignedDuration::from_hours(12) - SignedDuration::from_secs(1)));
+        assert!(!s.is_valid(&p, t0 + SignedDuration::from_hours(12)));
+    }
+}

@@ -1,0 +1,918 @@
+//! The meeting aggregate: who is invited, what was proposed, who voted for what, and what
+//! was booked.
+//!
+//! Fields are private; the state changes only through the transition methods, each of
+//! which checks that the transition is legal and returns a [`MeetingError`] otherwise.
+//!
+//! ```text
+//! polling ──book──▶ booked ──reschedule──▶ polling (next round)
+//!    │                 └──cancel──▶ cancelled
+//!    ├──expire (deadline passed)──▶ expired
+//!    ├──give_up (votes leave no slot)──▶ no-common-slot
+//!    └──cancel──▶ cancelled
+//! ```
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::consent::Provider;
+use crate::email::EmailAddress;
+use crate::ids::{MeetingId, ParticipantId, ProposalId, TenantId, UserId};
+use crate::people::PersonName;
+use crate::time::{Interval, MeetingLength, SignedDuration, Timestamp, Zone};
+
+/// Why a meeting operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MeetingError {
+    /// Empty, too long, or with control characters.
+    #[error("a title needs 1 to {max} characters and no control characters", max = MeetingTitle::MAX_CHARS)]
+    InvalidTitle,
+    /// A meeting needs someone besides the organizer.
+    #[error("a meeting needs at least one participant besides the organizer")]
+    NoParticipants,
+    /// More participants than [`Meeting::MAX_PARTICIPANTS`].
+    #[error("a meeting can have at most {max} participants")]
+    TooManyParticipants {
+        /// The limit.
+        max: usize,
+    },
+    /// The same person (user or email) was invited twice.
+    #[error("{0} is invited twice")]
+    DuplicateParticipant(String),
+    /// The organizer is not among the participants, or more than once.
+    #[error("the organizer must be exactly one of the participants")]
+    OrganizerMissing,
+    /// A participant's contact does not match their kind (an email guest without an email...).
+    #[error("participant {0} is inconsistent: {1}")]
+    InvalidParticipant(ParticipantId, &'static str),
+    /// The search window is longer than [`Meeting::MAX_WINDOW`].
+    #[error("the search window can be at most {max_days} days long")]
+    WindowTooLong {
+        /// The limit, in days.
+        max_days: i64,
+    },
+    /// The search window ends before now.
+    #[error("the search window is in the past")]
+    WindowInPast,
+    /// The meeting would not fit in its window.
+    #[error("the meeting is longer than its search window")]
+    DurationLongerThanWindow,
+    /// A poll needs at least one proposal.
+    #[error("there is no slot to propose")]
+    NoProposals,
+    /// More proposals than [`Meeting::MAX_PROPOSALS`].
+    #[error("at most {max} slots can be proposed")]
+    TooManyProposals {
+        /// The limit.
+        max: usize,
+    },
+    /// A proposal that does not fit the meeting (wrong length, outside the window,
+    /// duplicated).
+    #[error("proposal {0} does not fit this meeting")]
+    InvalidProposal(ProposalId),
+    /// The operation is not possible in the meeting's current state.
+    #[error("cannot {action} a meeting that is {state}")]
+    WrongState {
+        /// What was attempted.
+        action: &'static str,
+        /// The state the meeting is in.
+        state: &'static str,
+    },
+    /// The proposal is not one of the current round's.
+    #[error("proposal {0} is not one of this meeting's current proposals")]
+    UnknownProposal(ProposalId),
+    /// The participant is not in this meeting (or can no longer vote).
+    #[error("participant {0} is not in this meeting")]
+    UnknownParticipant(ParticipantId),
+    /// The user is not a participant of this meeting.
+    #[error("you are not a participant of this meeting")]
+    NotAParticipant,
+    /// A guest pass made for another meeting.
+    #[error("this link belongs to another meeting")]
+    PassForAnotherMeeting,
+    /// A guest pass past its expiry.
+    #[error("this link has expired")]
+    PassExpired,
+    /// A vote with no answer.
+    #[error("a vote needs at least one answer")]
+    EmptyVote,
+    /// Expiry was asked before the deadline.
+    #[error("the poll is open until {0}")]
+    DeadlineNotReached(Timestamp),
+    /// The poll deadline is not after now.
+    #[error("the poll deadline must be in the future")]
+    DeadlineInPast,
+}
+
+/// A meeting's title: 1 to 200 characters, trimmed, no control characters.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MeetingTitle(String);
+
+impl MeetingTitle {
+    /// The longest title accepted.
+    pub const MAX_CHARS: usize = 200;
+
+    /// Parses a title.
+    pub fn parse(raw: &str) -> Result<Self, MeetingError> {
+        let t = raw.trim();
+        if t.is_empty() || t.chars().count() > Self::MAX_CHARS || t.chars().any(char::is_control) {
+            return Err(MeetingError::InvalidTitle);
+        }
+        Ok(Self(t.to_owned()))
+    }
+
+    /// The title as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MeetingTitle {
+    type Error = MeetingError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<MeetingTitle> for String {
+    fn from(value: MeetingTitle) -> Self {
+        value.0
+    }
+}
+
+impl std::fmt::Debug for MeetingTitle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MeetingTitle({:?})", self.0)
+    }
+}
+
+impl std::fmt::Display for MeetingTitle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether the meeting needs a participant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attendance {
+    /// The meeting only happens with them.
+    Required,
+    /// Nice to have: counts in the ranking, never excludes a slot.
+    Optional,
+}
+
+/// How Convene learns when a participant is free.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ParticipantKind {
+    /// A user whose connected calendar is read automatically.
+    Connected {
+        /// The user.
+        user: UserId,
+    },
+    /// Someone without an account: one email with the proposals, votes with one click.
+    Email,
+    /// Someone known by name only: the organizer shares a link with them.
+    Link,
+    /// A person who erased their account: kept only so that the meeting's history
+    /// stays consistent; never contacted.
+    Erased,
+}
+
+/// One person invited to one meeting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// Id, also what a guest pass binds to.
+    pub id: ParticipantId,
+    /// Display name.
+    pub name: PersonName,
+    /// Email: present for connected and email participants, absent for link and erased
+    /// ones.
+    pub email: Option<EmailAddress>,
+    /// How their availability is learned.
+    pub kind: ParticipantKind,
+    /// Required or optional.
+    pub attendance: Attendance,
+    /// Their zone, when known (connected users always; guests when given or detected).
+    pub zone: Option<Zone>,
+}
+
+impl Participant {
+    /// The user behind a connected participant.
+    pub fn user(&self) -> Option<UserId> {
+        match self.kind {
+            ParticipantKind::Connected { user } => Some(user),
+            _ => None,
+        }
+    }
+
+    /// Whether this participant is asked to vote (guests without a readable calendar).
+    pub fn votes(&self) -> bool {
+        matches!(self.kind, ParticipantKind::Email | ParticipantKind::Link)
+    }
+
+    /// Whether anything may be sent to this participant.
+    pub fn contactable(&self) -> bool {
+        self.email.is_some() && !matches!(self.kind, ParticipantKind::Erased)
+    }
+
+    fn check(&self) -> Result<(), MeetingError> {
+        let ok = match self.kind {
+            ParticipantKind::Connected { .. } | ParticipantKind::Email => self.email.is_some(),
+            ParticipantKind::Link | ParticipantKind::Erased => self.email.is_none(),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(MeetingError::InvalidParticipant(self.id, "contact does not match kind"))
+        }
+    }
+}
+
+/// One slot offered to the participants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Id, used in votes and one-click links.
+    pub id: ProposalId,
+    /// When.
+    pub slot: Interval,
+}
+
+/// A participant's answer for one proposal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    /// They can attend.
+    Yes,
+    /// They cannot.
+    No,
+}
+
+/// One answer by one participant for one proposal of the current round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    /// Who.
+    pub participant: ParticipantId,
+    /// For which proposal.
+    pub proposal: ProposalId,
+    /// What they answered.
+    pub answer: Answer,
+    /// When (the latest change).
+    pub at: Timestamp,
+}
+
+/// The claims of a guest's link, after the app has checked its signature: it lets one
+/// participant of one meeting vote, until it expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestPass {
+    /// The meeting's tenant.
+    pub tenant: TenantId,
+    /// The meeting.
+    pub meeting: MeetingId,
+    /// The one participant it speaks for.
+    pub participant: ParticipantId,
+    /// After this instant the pass is worthless.
+    pub expires_at: Timestamp,
+}
+
+/// The event booked on the organizer's calendar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookedEvent {
+    /// Which provider holds it.
+    pub provider: Provider,
+    /// The provider's event id (for updates and cancellation).
+    pub event_id: String,
+    /// The Meet or Teams link, when one was created.
+    pub conference_url: Option<String>,
+}
+
+/// Where a meeting is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum MeetingState {
+    /// Proposals are out; waiting for votes until `deadline`.
+    Polling {
+        /// When the poll expires.
+        deadline: Timestamp,
+    },
+    /// A slot was chosen.
+    Booked {
+        /// The chosen proposal.
+        proposal: ProposalId,
+        /// Its slot.
+        slot: Interval,
+        /// When it was booked.
+        at: Timestamp,
+    },
+    /// The organizer called it off.
+    Cancelled {
+        /// When.
+        at: Timestamp,
+    },
+    /// Nobody decided before the deadline.
+    Expired {
+        /// When.
+        at: Timestamp,
+    },
+    /// No slot suits every required participant.
+    NoCommonSlot {
+        /// When this was found.
+        at: Timestamp,
+    },
+}
+
+impl MeetingState {
+    /// A stable lower-case name, for storage and messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Polling { .. } => "polling",
+            Self::Booked { .. } => "booked",
+            Self::Cancelled { .. } => "cancelled",
+            Self::Expired { .. } => "expired",
+            Self::NoCommonSlot { .. } => "no_common_slot",
+        }
+    }
+
+    /// Whether the meeting is still going somewhere (polling or booked).
+    pub fn is_open(&self) -> bool {
+        matches!(self, Self::Polling { .. } | Self::Booked { .. })
+    }
+}
+
+/// What the votes so far say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Every required participant can make this proposal: book it.
+    Book(ProposalId),
+    /// Some required voters have not answered yet.
+    Waiting {
+        /// How many required voters have not answered.
+        missing: usize,
+    },
+    /// Everyone required answered and no proposal suits them all.
+    NoAgreement,
+}
+
+/// The outcome of a booking transition, with what the side effects need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Booking {
+    /// The booked proposal.
+    pub proposal: ProposalId,
+    /// Its slot.
+    pub slot: Interval,
+    /// The iCalendar `SEQUENCE` for invitations about this booking.
+    pub sequence: u32,
+}
+
+/// A new meeting as asked for, validated: the input of [`Meeting::start_poll`] and
+/// [`Meeting::without_common_slot`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeetingDraft {
+    /// The meeting's id.
+    pub id: MeetingId,
+    /// The organizer's tenant.
+    pub tenant: TenantId,
+    /// The organizer (who must be one of the participants, as connected).
+    pub organizer: UserId,
+    /// Title.
+    pub title: MeetingTitle,
+    /// Length.
+    pub duration: MeetingLength,
+    /// Where to look for a slot.
+    pub window: Interval,
+    /// Everyone, organizer included.
+    pub participants: Vec<Participant>,
+}
+
+impl MeetingDraft {
+    /// Checks the draft as [`Meeting::start_poll`] would, before any provider is asked.
+    pub fn check(&self, now: Timestamp) -> Result<(), MeetingError> {
+        Meeting::check_draft(self, now)
+    }
+}
+
+/// Everything a store needs to save a meeting; [`Meeting::restore`] builds it back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingSnapshot {
+    /// See [`Meeting::id`].
+    pub id: MeetingId,
+    /// See [`Meeting::tenant`].
+    pub tenant: TenantId,
+    /// See [`Meeting::organizer`].
+    pub organizer: UserId,
+    /// See [`Meeting::title`].
+    pub title: MeetingTitle,
+    /// See [`Meeting::duration`].
+    pub duration: MeetingLength,
+    /// See [`Meeting::window`].
+    pub window: Interval,
+    /// See [`Meeting::participants`].
+    pub participants: Vec<Participant>,
+    /// See [`Meeting::round`].
+    pub round: u32,
+    /// See [`Meeting::proposals`].
+    pub proposals: Vec<Proposal>,
+    /// See [`Meeting::votes`].
+    pub votes: Vec<Vote>,
+    /// See [`Meeting::state`].
+    pub state: MeetingState,
+    /// See [`Meeting::sequence`].
+    pub sequence: u32,
+    /// See [`Meeting::event`].
+    pub event: Option<BookedEvent>,
+    /// See [`Meeting::created_at`].
+    pub created_at: Timestamp,
+    /// See [`Meeting::version`].
+    pub version: u64,
+}
+
+/// A meeting being scheduled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meeting {
+    s: MeetingSnapshot,
+}
+
+impl Meeting {
+    /// The most participants one meeting may have, organizer included.
+    pub const MAX_PARTICIPANTS: usize = 1_000;
+    /// The most proposals one round may offer.
+    pub const MAX_PROPOSALS: usize = 20;
+    /// The longest search window.
+    pub const MAX_WINDOW: SignedDuration = SignedDuration::from_hours(90 * 24);
+
+    /// Opens a poll on `proposals` (best first) until `deadline`.
+    pub fn start_poll(
+        draft: MeetingDraft,
+        proposals: Vec<Proposal>,
+        deadline: Timestamp,
+        now: Timestamp,
+    ) -> Result<Self, MeetingError> {
+        Self::check_draft(&draft, now)?;
+        if deadline <= now {
+            return Err(MeetingError::DeadlineInPast);
+        }
+        let meeting = Self::from_draft(draft, proposals, MeetingState::Polling { deadline }, now);
+        meeting.check_proposals(&meeting.s.proposals)?;
+        Ok(meeting)
+    }
+
+    /// Records a meeting for which no slot suits every required participant.
+    pub fn without_common_slot(draft: MeetingDraft, now: Timestamp) -> Result<Self, MeetingError> {
+        Self::check_draft(&draft, now)?;
+        Ok(Self::from_draft(draft, Vec::new(), MeetingState::NoCommonSlot { at: now }, now))
+    }
+
+    fn from_draft(
+        d: MeetingDraft,
+        proposals: Vec<Proposal>,
+        state: MeetingState,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            s: MeetingSnapshot {
+                id: d.id,
+                tenant: d.tenant,
+                organizer: d.organizer,
+                title: d.title,
+                duration: d.duration,
+                window: d.window,
+                participants: d.participants,
+                round: 1,
+                proposals,
+                votes: Vec::new(),
+                state,
+                sequence: 0,
+                event: None,
+                created_at: now,
+                version: 0,
+            },
+        }
+    }
+
+    fn check_draft(d: &MeetingDraft, now: Timestamp) -> Result<(), MeetingError> {
+        check_window(d.window, d.duration, now)?;
+        check_participants(d.organizer, &d.participants)
+    }
+
+    /// Rebuilds a meeting from storage, checking its invariants.
+    pub fn restore(s: MeetingSnapshot) -> Result<Self, MeetingError> {
+        check_participants(s.organizer, &s.participants)?;
+        let meeting = Self { s };
+        if meeting.s.state.is_open() || !meeting.s.proposals.is_empty() {
+            meeting.check_proposals(&meeting.s.proposals)?;
+        }
+        for v in &meeting.s.votes {
+            meeting.participant(v.participant)?;
+            meeting.proposal(v.proposal)?;
+        }
+        Ok(meeting)
+    }
+
+    /// Everything a store needs to save this meeting.
+    pub fn snapshot(&self) -> &MeetingSnapshot {
+        &self.s
+    }
+
+    /// Id.
+    pub fn id(&self) -> MeetingId {
+        self.s.id
+    }
+    /// Tenant of the organizer.
+    pub fn tenant(&self) -> TenantId {
+        self.s.tenant
+    }
+    /// The user who asked for the meeting.
+    pub fn organizer(&self) -> UserId {
+        self.s.organizer
+    }
+    /// Title.
+    pub fn title(&self) -> &MeetingTitle {
+        &self.s.title
+    }
+    /// Length.
+    pub fn duration(&self) -> MeetingLength {
+        self.s.duration
+    }
+    /// Where slots are searched.
+    pub fn window(&self) -> Interval {
+        self.s.window
+    }
+    /// Everyone invited, organizer included.
+    pub fn participants(&self) -> &[Participant] {
+        &self.s.participants
+    }
+    /// The poll round (1 for the first, +1 per reschedule).
+    pub fn round(&self) -> u32 {
+        self.s.round
+    }
+    /// The current round's proposals, best first.
+    pub fn proposals(&self) -> &[Proposal] {
+        &self.s.proposals
+    }
+    /// The current round's votes.
+    pub fn votes(&self) -> &[Vote] {
+        &self.s.votes
+    }
+    /// Where the meeting is in its life.
+    pub fn state(&self) -> MeetingState {
+        self.s.state
+    }
+    /// The iCalendar `SEQUENCE` of the latest invitation or cancellation.
+    pub fn sequence(&self) -> u32 {
+        self.s.sequence
+    }
+    /// The event on the organizer's calendar, once created.
+    pub fn event(&self) -> Option<&BookedEvent> {
+        self.s.event.as_ref()
+    }
+    /// When the meeting was asked for.
+    pub fn created_at(&self) -> Timestamp {
+        self.s.created_at
+    }
+    /// The version this copy was loaded at (optimistic concurrency: a store saves a
+    /// change only over the same version).
+    pub fn version(&self) -> u64 {
+        self.s.version
+    }
+    /// Called by a store after it saved this meeting over [`Meeting::version`].
+    pub fn saved(&mut self) {
+        self.s.version += 1;
+    }
+    /// The stable iCalendar `UID` of this meeting's event.
+    pub fn ical_uid(&self) -> String {
+        format!("{}@convene", self.s.id)
+    }
+
+    /// The organizer as a participant.
+    pub fn organizer_participant(&self) -> Option<&Participant> {
+        self.s.participants.iter().find(|p| p.user() == Some(self.s.organizer))
+    }
+
+    /// One participant.
+    pub fn participant(&self, id: ParticipantId) -> Result<&Participant, MeetingError> {
+        self.s
+            .participants
+            .iter()
+            .find(|p| p.id == id)
+            .ok_or(MeetingError::UnknownParticipant(id))
+    }
+
+    /// The participant who is this user.
+    pub fn participant_for_user(&self, user: UserId) -> Option<&Participant> {
+        self.s.participants.iter().find(|p| p.user() == Some(user))
+    }
+
+    /// One proposal of the current round.
+    pub fn proposal(&self, id: ProposalId) -> Result<&Proposal, MeetingError> {
+        self.s
+            .proposals
+            .iter()
+            .find(|p| p.id == id)
+            .ok_or(MeetingError::UnknownProposal(id))
+    }
+
+    /// The booked slot, when booked.
+    pub fn booked_slot(&self) -> Option<Interval> {
+        match self.s.state {
+            MeetingState::Booked { slot, .. } => Some(slot),
+            _ => None,
+        }
+    }
+
+    fn wrong_state(&self, action: &'static str) -> MeetingError {
+        MeetingError::WrongState { action, state: self.s.state.name() }
+    }
+
+    fn check_proposals(&self, proposals: &[Proposal]) -> Result<(), MeetingError> {
+        if proposals.is_empty() {
+            return Err(MeetingError::NoProposals);
+        }
+        if proposals.len() > Self::MAX_PROPOSALS {
+            return Err(MeetingError::TooManyProposals { max: Self::MAX_PROPOSALS });
+        }
+        let mut ids = HashSet::new();
+        let mut slots = HashSet::new();
+        for p in proposals {
+            let fits = p.slot.duration() == self.s.duration.get() && self.s.window.contains(&p.slot);
+            if !fits || !ids.insert(p.id) || !slots.insert(p.slot) {
+                return Err(MeetingError::InvalidProposal(p.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records answers from a guest's link. The pass must be for this meeting, unexpired,
+    /// and name one of its voting participants; answers replace earlier ones for the same
+    /// proposals.
+    pub fn vote_with_pass(
+        &mut self,
+        pass: &GuestPass,
+        answers: &[(ProposalId, Answer)],
+        now: Timestamp,
+    ) -> Result<Decision, MeetingError> {
+        if pass.meeting != self.s.id || pass.tenant != self.s.tenant {
+            return Err(MeetingError::PassForAnotherMeeting);
+        }
+        if pass.expires_at <= now {
+            return Err(MeetingError::PassExpired);
+        }
+        self.cast(pass.participant, answers, now)
+    }
+
+    /// Records answers from a signed-in participant.
+    pub fn vote_as_user(
+        &mut self,
+        user: UserId,
+        answers: &[(ProposalId, Answer)],
+        now: Timestamp,
+    ) -> Result<Decision, MeetingError> {
+        let participant = self.participant_for_user(user).ok_or(MeetingError::NotAParticipant)?.id;
+        self.cast(participant, answers, now)
+    }
+
+    fn cast(
+        &mut self,
+        participant: ParticipantId,
+        answers: &[(ProposalId, Answer)],
+        now: Timestamp,
+    ) -> Result<Decision, MeetingError> {
+        if !matches!(self.s.state, MeetingState::Polling { .. }) {
+            return Err(self.wrong_state("vote on"));
+        }
+        if answers.is_empty() {
+            return Err(MeetingError::EmptyVote);
+        }
+        if matches!(self.participant(participant)?.kind, ParticipantKind::Erased) {
+            return Err(MeetingError::UnknownParticipant(participant));
+        }
+        for (proposal, _) in answers {
+            self.proposal(*proposal)?;
+        }
+        for &(proposal, answer) in answers {
+            match self
+                .s
+                .votes
+                .iter_mut()
+                .find(|v| v.participant == participant && v.proposal == proposal)
+            {
+                Some(v) => {
+                    v.answer = answer;
+                    v.at = now;
+                }
+                None => self.s.votes.push(Vote { participant, proposal, answer, at: now }),
+            }
+        }
+        Ok(self.decision())
+    }
+
+    /// What the votes so far say. Proposals come from the slot engine, so they already
+    /// suit every connected participant; the voters are the guests. When every required
+    /// guest has answered, the best proposal all of them accept is chosen: most optional
+    /// participants saying yes, then the engine's order.
+    pub fn decision(&self) -> Decision {
+        let required_voters: Vec<ParticipantId> = self
+            .s
+            .participants
+            .iter()
+            .filter(|p| p.votes() && p.attendance == Attendance::Required)
+            .map(|p| p.id)
+            .collect();
+        let answered: HashSet<ParticipantId> = self.s.votes.iter().map(|v| v.participant).collect();
+        let missing = required_voters.iter().filter(|p| !answered.contains(p)).count();
+        if missing > 0 {
+            return Decision::Waiting { missing };
+        }
+        let mut yes: BTreeMap<(ProposalId, ParticipantId), ()> = BTreeMap::new();
+        for v in self.s.votes.iter().filter(|v| v.answer == Answer::Yes) {
+            yes.insert((v.proposal, v.participant), ());
+        }
+        let optional_voters: Vec<ParticipantId> = self
+            .s
+            .participants
+            .iter()
+            .filter(|p| p.votes() && p.attendance == Attendance::Optional)
+            .map(|p| p.id)
+            .collect();
+        self.s
+            .proposals
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| required_voters.iter().all(|v| yes.contains_key(&(p.id, *v))))
+            .max_by_key(|(rank, p)| {
+                let optional_yes =
+                    optional_voters.iter().filter(|v| yes.contains_key(&(p.id, **v))).count();
+                (optional_yes, std::cmp::Reverse(*rank))
+            })
+            .map_or(Decision::NoAgreement, |(_, p)| Decision::Book(p.id))
+    }
+
+    /// Books one of the current proposals (the organizer's choice, or the
+    /// [`Decision::Book`] of the votes).
+    pub fn book(&mut self, proposal: ProposalId, now: Timestamp) -> Result<Booking, MeetingError> {
+        if !matches!(self.s.state, MeetingState::Polling { .. }) {
+            return Err(self.wrong_state("book"));
+        }
+        let slot = self.proposal(proposal)?.slot;
+        self.s.state = MeetingState::Booked { proposal, slot, at: now };
+        Ok(Booking { proposal, slot, sequence: self.s.sequence })
+    }
+
+    /// Records the event created on the organizer's calendar for the booking.
+    pub fn record_event(&mut self, event: BookedEvent) -> Result<(), MeetingError> {
+        if !matches!(self.s.state, MeetingState::Booked { .. }) {
+            return Err(self.wrong_state("attach an event to"));
+        }
+        self.s.event = Some(event);
+        Ok(())
+    }
+
+    /// Starts a new round of proposals (after a booking, an expired poll or a poll that
+    /// found no common slot), optionally in a new window. Votes of the previous round are
+    /// dropped; a booked event is kept so that the next booking updates it.
+    pub fn reschedule(
+        &mut self,
+        window: Option<Interval>,
+        proposals: Vec<Proposal>,
+        deadline: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), MeetingError> {
+        if matches!(self.s.state, MeetingState::Cancelled { .. }) {
+            return Err(self.wrong_state("reschedule"));
+        }
+        if deadline <= now {
+            return Err(MeetingError::DeadlineInPast);
+        }
+        let window = window.unwrap_or(self.s.window);
+        check_window(window, self.s.duration, now)?;
+        let previous_window = std::mem::replace(&mut self.s.window, window);
+        if let Err(e) = self.check_proposals(&proposals) {
+            self.s.window = previous_window;
+            return Err(e);
+        }
+        if matches!(self.s.state, MeetingState::Booked { .. }) {
+            self.s.sequence += 1;
+        }
+        self.s.round += 1;
+        self.s.proposals = proposals;
+        self.s.votes.clear();
+        self.s.state = MeetingState::Polling { deadline };
+        Ok(())
+    }
+
+    /// Calls the meeting off. Returns the slot that was booked, if any, so that a
+    /// cancellation can be sent for it.
+    pub fn cancel(&mut self, now: Timestamp) -> Result<Option<Interval>, MeetingError> {
+        let booked = match self.s.state {
+            MeetingState::Cancelled { .. } => return Err(self.wrong_state("cancel")),
+            MeetingState::Booked { slot, .. } => Some(slot),
+            _ => None,
+        };
+        if booked.is_some() || self.s.event.is_some() {
+            self.s.sequence += 1;
+        }
+        self.s.state = MeetingState::Cancelled { at: now };
+        Ok(booked)
+    }
+
+    /// Ends a poll whose deadline has passed.
+    pub fn expire(&mut self, now: Timestamp) -> Result<(), MeetingError> {
+        match self.s.state {
+            MeetingState::Polling { deadline } if deadline <= now => {
+                self.s.state = MeetingState::Expired { at: now };
+                Ok(())
+            }
+            MeetingState::Polling { deadline } => Err(MeetingError::DeadlineNotReached(deadline)),
+            _ => Err(self.wrong_state("expire")),
+        }
+    }
+
+    /// Ends a poll whose votes leave no common slot ([`Decision::NoAgreement`]), or whose
+    /// proposals all became impossible.
+    pub fn give_up(&mut self, now: Timestamp) -> Result<(), MeetingError> {
+        if !matches!(self.s.state, MeetingState::Polling { .. }) {
+            return Err(self.wrong_state("give up on"));
+        }
+        self.s.state = MeetingState::NoCommonSlot { at: now };
+        Ok(())
+    }
+
+    /// The user's calendar can no longer be read: they take part as an email guest from
+    /// now on. Returns their participant id, or `None` when they are not a connected
+    /// participant or are the organizer (who never votes on their own meeting).
+    pub fn demote_to_email_guest(&mut self, user: UserId) -> Option<ParticipantId> {
+        if user == self.s.organizer {
+            return None;
+        }
+        let p = self.s.participants.iter_mut().find(|p| p.user() == Some(user))?;
+        p.kind = ParticipantKind::Email;
+        Some(p.id)
+    }
+
+    /// Removes a person who erased their account from this meeting's records: matched by
+    /// user id or by email, their name and email are replaced and they are never
+    /// contacted again. Returns whether anything changed.
+    pub fn erase_person(&mut self, user: UserId, email: &EmailAddress) -> bool {
+        let mut changed = false;
+        for p in &mut self.s.participants {
+            let theirs = p.user() == Some(user) || p.email.as_ref() == Some(email);
+            if theirs && p.kind != ParticipantKind::Erased {
+                p.kind = ParticipantKind::Erased;
+                p.name = PersonName::erased();
+                p.email = None;
+                p.zone = None;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+fn check_window(window: Interval, duration: MeetingLength, now: Timestamp) -> Result<(), MeetingError> {
+    if window.duration() > Meeting::MAX_WINDOW {
+        return Err(MeetingError::WindowTooLong {
+            max_days: Meeting::MAX_WINDOW.as_secs() / 86_400,
+        });
+    }
+    if window.end() <= now {
+        return Err(MeetingError::WindowInPast);
+    }
+    if window.duration() < duration.get() {
+        return Err(MeetingError::DurationLongerThanWindow);
+    }
+    Ok(())
+}
+
+fn check_participants(organizer: UserId, participants: &[Participant]) -> Result<(), MeetingError> {
+    if participants.len() > Meeting::MAX_PARTICIPANTS {
+        return Err(MeetingError::TooManyParticipants { max: Meeting::MAX_PARTICIPANTS });
+    }
+    if participants.iter().filter(|p| p.user() == Some(organizer)).count() != 1 {
+        return Err(MeetingError::OrganizerMissing);
+    }
+    if participants.len() < 2 {
+        return Err(MeetingError::NoParticipants);
+    }
+    let mut ids = HashSet::new();
+    let mut users = HashSet::new();
+    let mut emails = HashSet::new();
+    for p in participants {
+        p.check()?;
+        if !ids.insert(p.id) {
+            return Err(MeetingError::DuplicateParticipant(p.id.to_string()));
+        }
+        if let Some(u) = p.user()
+            && !users.insert(u)
+        {
+            return Err(MeetingError::DuplicateParticipant(u.to_string()));
+        }
+        if let Some(e) = &p.email
+            && !emails.insert(e.as_str().to_ascii_lowercase())
+        {
+            return Err(MeetingError::DuplicateParticipant(e.to_string()));
+        }
+    }
+    Ok(())
+}
