@@ -916,3 +916,227 @@ fn check_participants(organizer: UserId, participants: &[Participant]) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+    fn id<T: From<Uuid>>(n: u128) -> T {
+        T::from(Uuid::from_u128(n))
+    }
+    const NOW: &str = "2026-03-02T08:00:00Z";
+
+    fn participant(n: u128, kind: ParticipantKind, attendance: Attendance) -> Participant {
+        let email = match kind {
+            ParticipantKind::Link | ParticipantKind::Erased => None,
+            _ => Some(EmailAddress::parse(&format!("p{n}@example.com")).unwrap()),
+        };
+        Participant {
+            id: id(n),
+            name: PersonName::parse(&format!("P{n}")).unwrap(),
+            email,
+            kind,
+            attendance,
+            zone: None,
+        }
+    }
+
+    fn draft(extra: Vec<Participant>) -> MeetingDraft {
+        let mut participants = vec![participant(1, ParticipantKind::Connected { user: id(100) }, Attendance::Required)];
+        participants.extend(extra);
+        MeetingDraft {
+            id: id(9),
+            tenant: id(8),
+            organizer: id(100),
+            title: MeetingTitle::parse("Plan").unwrap(),
+            duration: MeetingLength::from_minutes(30).unwrap(),
+            window: Interval::new(t("2026-03-03T00:00:00Z"), t("2026-03-10T00:00:00Z")).unwrap(),
+            participants,
+        }
+    }
+
+    fn proposal(n: u128, start: &str) -> Proposal {
+        Proposal { id: id(n), slot: Interval::starting_at(t(start), SignedDuration::from_mins(30)).unwrap() }
+    }
+
+    fn poll(extra: Vec<Participant>) -> Meeting {
+        Meeting::start_poll(
+            draft(extra),
+            vec![proposal(50, "2026-03-03T09:00:00Z"), proposal(51, "2026-03-04T09:00:00Z")],
+            t("2026-03-03T08:00:00Z"),
+            t(NOW),
+        )
+        .unwrap()
+    }
+
+    fn pass(m: &Meeting, participant: u128) -> GuestPass {
+        GuestPass { tenant: m.tenant(), meeting: m.id(), participant: id(participant), expires_at: t("2026-04-01T00:00:00Z") }
+    }
+
+    #[test]
+    fn a_draft_is_checked_before_anything_else() {
+        let now = t(NOW);
+        assert_eq!(draft(vec![]).check(now), Err(MeetingError::NoParticipants));
+        let dup = vec![
+            participant(2, ParticipantKind::Email, Attendance::Required),
+            Participant { id: id(3), ..participant(2, ParticipantKind::Email, Attendance::Required) },
+        ];
+        assert!(matches!(draft(dup).check(now), Err(MeetingError::DuplicateParticipant(_))));
+        let mut d = draft(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        d.organizer = id(101);
+        assert_eq!(d.check(now), Err(MeetingError::OrganizerMissing));
+        let mut d = draft(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        d.window = Interval::new(t("2026-03-03T00:00:00Z"), t("2026-07-03T00:00:00Z")).unwrap();
+        assert_eq!(d.check(now), Err(MeetingError::WindowTooLong { max_days: 90 }));
+        let mut d = draft(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        d.window = Interval::new(t("2026-03-01T00:00:00Z"), t("2026-03-02T00:00:00Z")).unwrap();
+        assert_eq!(d.check(now), Err(MeetingError::WindowInPast));
+        let mut d = draft(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        d.window = Interval::new(t("2026-03-03T00:00:00Z"), t("2026-03-03T00:20:00Z")).unwrap();
+        assert_eq!(d.check(now), Err(MeetingError::DurationLongerThanWindow));
+        let mut bad = participant(2, ParticipantKind::Link, Attendance::Required);
+        bad.email = Some(EmailAddress::parse("x@example.com").unwrap());
+        assert!(matches!(draft(vec![bad]).check(now), Err(MeetingError::InvalidParticipant(..))));
+    }
+
+    #[test]
+    fn proposals_must_fit_the_meeting() {
+        let d = draft(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        let deadline = t("2026-03-03T08:00:00Z");
+        let now = t(NOW);
+        assert_eq!(Meeting::start_poll(d.clone(), vec![], deadline, now), Err(MeetingError::NoProposals));
+        let outside = proposal(50, "2026-03-12T09:00:00Z");
+        assert_eq!(
+            Meeting::start_poll(d.clone(), vec![outside], deadline, now),
+            Err(MeetingError::InvalidProposal(id(50)))
+        );
+        let twice = vec![proposal(50, "2026-03-03T09:00:00Z"), proposal(51, "2026-03-03T09:00:00Z")];
+        assert_eq!(Meeting::start_poll(d.clone(), twice, deadline, now), Err(MeetingError::InvalidProposal(id(51))));
+        assert_eq!(
+            Meeting::start_poll(d, vec![proposal(50, "2026-03-03T09:00:00Z")], now, now),
+            Err(MeetingError::DeadlineInPast)
+        );
+    }
+
+    #[test]
+    fn votes_bind_one_participant_of_one_meeting() {
+        let mut m = poll(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        let now = t(NOW);
+        let mut other = pass(&m, 2);
+        other.meeting = id(77);
+        assert_eq!(m.vote_with_pass(&other, &[(id(50), Answer::Yes)], now), Err(MeetingError::PassForAnotherMeeting));
+        let mut expired = pass(&m, 2);
+        expired.expires_at = now;
+        assert_eq!(m.vote_with_pass(&expired, &[(id(50), Answer::Yes)], now), Err(MeetingError::PassExpired));
+        assert_eq!(m.vote_with_pass(&pass(&m, 99), &[(id(50), Answer::Yes)], now), Err(MeetingError::UnknownParticipant(id(99))));
+        assert_eq!(m.vote_with_pass(&pass(&m, 2), &[(id(60), Answer::Yes)], now), Err(MeetingError::UnknownProposal(id(60))));
+        assert_eq!(m.vote_with_pass(&pass(&m, 2), &[], now), Err(MeetingError::EmptyVote));
+        assert!(m.votes().is_empty(), "refused votes change nothing");
+        assert_eq!(m.vote_as_user(id(555), &[(id(50), Answer::Yes)], now), Err(MeetingError::NotAParticipant));
+    }
+
+    #[test]
+    fn the_last_required_vote_decides() {
+        let mut m = poll(vec![
+            participant(2, ParticipantKind::Email, Attendance::Required),
+            participant(3, ParticipantKind::Link, Attendance::Required),
+            participant(4, ParticipantKind::Email, Attendance::Optional),
+        ]);
+        let now = t(NOW);
+        assert_eq!(m.decision(), Decision::Waiting { missing: 2 });
+        let d = m.vote_with_pass(&pass(&m, 2), &[(id(50), Answer::Yes), (id(51), Answer::Yes)], now).unwrap();
+        assert_eq!(d, Decision::Waiting { missing: 1 });
+        m.vote_with_pass(&pass(&m, 4), &[(id(51), Answer::Yes)], now).unwrap();
+        let d = m.vote_with_pass(&pass(&m, 3), &[(id(50), Answer::Yes), (id(51), Answer::Yes)], now).unwrap();
+        assert_eq!(d, Decision::Book(id(51)), "the optional guest's yes breaks the tie");
+        // Changing one's mind replaces the earlier answer.
+        let d = m.vote_with_pass(&pass(&m, 3), &[(id(51), Answer::No), (id(50), Answer::No)], now).unwrap();
+        assert_eq!(d, Decision::NoAgreement);
+        assert_eq!(m.votes().len(), 5);
+    }
+
+    #[test]
+    fn only_connected_participants_means_book_at_once() {
+        let m = poll(vec![participant(2, ParticipantKind::Connected { user: id(101) }, Attendance::Required)]);
+        assert_eq!(m.decision(), Decision::Book(id(50)), "the engine's best proposal");
+    }
+
+    #[test]
+    fn transitions_are_checked() {
+        let now = t(NOW);
+        let mut m = poll(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        assert_eq!(m.expire(now), Err(MeetingError::DeadlineNotReached(t("2026-03-03T08:00:00Z"))));
+        assert_eq!(m.record_event(event()), Err(MeetingError::WrongState { action: "attach an event to", state: "polling" }));
+        let booking = m.book(id(50), now).unwrap();
+        assert_eq!(booking.sequence, 0);
+        assert_eq!(m.book(id(51), now), Err(MeetingError::WrongState { action: "book", state: "booked" }));
+        assert!(m.vote_with_pass(&pass(&m, 2), &[(id(50), Answer::Yes)], now).is_err());
+        m.record_event(event()).unwrap();
+        m.reschedule(None, vec![proposal(52, "2026-03-05T09:00:00Z")], t("2026-03-04T00:00:00Z"), now).unwrap();
+        assert_eq!((m.round(), m.sequence(), m.state().name()), (2, 1, "polling"));
+        assert!(m.event().is_some(), "the event is kept so the next booking moves it");
+        assert_eq!(m.book(id(50), now), Err(MeetingError::UnknownProposal(id(50))), "old proposals are gone");
+        assert_eq!(m.book(id(52), now).unwrap().sequence, 1);
+        let slot = m.booked_slot().unwrap();
+        assert_eq!(m.cancel(now), Ok(Some(slot)));
+        assert_eq!(m.sequence(), 2, "a cancellation outranks the invitation");
+        assert!(m.cancel(now).is_err());
+        assert!(m.reschedule(None, vec![proposal(53, "2026-03-05T10:00:00Z")], t("2026-03-04T00:00:00Z"), now).is_err());
+        assert!(m.expire(now).is_err() && m.give_up(now).is_err());
+    }
+
+    #[test]
+    fn polls_expire_at_their_deadline_and_can_start_over() {
+        let mut m = poll(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        let deadline = t("2026-03-03T08:00:00Z");
+        m.expire(deadline).unwrap();
+        assert_eq!(m.state(), MeetingState::Expired { at: deadline });
+        let later = t("2026-03-03T09:00:00Z");
+        let window = Interval::new(t("2026-03-10T00:00:00Z"), t("2026-03-12T00:00:00Z")).unwrap();
+        let bad = m.reschedule(Some(window), vec![proposal(52, "2026-03-05T09:00:00Z")], t("2026-03-04T00:00:00Z"), later);
+        assert_eq!(bad, Err(MeetingError::InvalidProposal(id(52))));
+        assert_eq!(m.window().start(), t("2026-03-03T00:00:00Z"), "a refused reschedule changes nothing");
+        m.reschedule(Some(window), vec![proposal(52, "2026-03-10T09:00:00Z")], t("2026-03-09T00:00:00Z"), later).unwrap();
+        assert_eq!((m.round(), m.sequence()), (2, 0));
+    }
+
+    #[test]
+    fn revoked_and_erased_people() {
+        let mut m = poll(vec![
+            participant(2, ParticipantKind::Connected { user: id(101) }, Attendance::Required),
+            participant(3, ParticipantKind::Email, Attendance::Required),
+        ]);
+        assert_eq!(m.demote_to_email_guest(id(100)), None, "the organizer never votes on their own meeting");
+        assert_eq!(m.demote_to_email_guest(id(101)), Some(id(2)));
+        assert_eq!(m.decision(), Decision::Waiting { missing: 2 });
+        let email = EmailAddress::parse("p3@example.com").unwrap();
+        assert!(m.erase_person(id(999), &email));
+        let erased = m.participant(id(3)).unwrap();
+        assert_eq!((erased.kind, erased.email.clone(), erased.name.as_str()), (ParticipantKind::Erased, None, "Former participant"));
+        assert!(!m.erase_person(id(999), &email), "erasing twice changes nothing");
+        assert_eq!(m.vote_with_pass(&pass(&m, 3), &[(id(50), Answer::Yes)], t(NOW)), Err(MeetingError::UnknownParticipant(id(3))));
+        assert_eq!(m.decision(), Decision::Waiting { missing: 1 }, "an erased person is no longer awaited");
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_are_checked() {
+        let mut m = poll(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        m.vote_with_pass(&pass(&m, 2), &[(id(50), Answer::Yes)], t(NOW)).unwrap();
+        let back = Meeting::restore(m.snapshot().clone()).unwrap();
+        assert_eq!(back, m);
+        let json = serde_json::to_string(m.snapshot()).unwrap();
+        let parsed: MeetingSnapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(Meeting::restore(parsed).unwrap(), m);
+        let mut broken = m.snapshot().clone();
+        broken.votes[0].proposal = id(404);
+        assert_eq!(Meeting::restore(broken), Err(MeetingError::UnknownProposal(id(404))));
+    }
+
+    fn event() -> BookedEvent {
+        BookedEvent { provider: Provider::Google, event_id: "e1".into(), conference_url: None }
+    }
+}

@@ -70,6 +70,52 @@ impl OutboxPayload {
     }
 }
 
+/// What erasing a person does to a pending message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadErasure {
+    /// The message is addressed to them: drop it.
+    Drop,
+    /// The message named them (as organizer or attendee); it was rewritten without them.
+    Rewritten,
+    /// The message does not name them.
+    Untouched,
+}
+
+impl OutboxPayload {
+    /// Removes a person who erased their account from a pending message: messages to
+    /// them are to be dropped, and their name and email are taken out of messages to
+    /// others (attendee lists, the organizer of a meeting).
+    pub fn erase_person(&mut self, email: &EmailAddress) -> PayloadErasure {
+        let Self::Notify(n) = self else { return PayloadErasure::Untouched };
+        if &n.to().email == email {
+            return PayloadErasure::Drop;
+        }
+        let mut changed = false;
+        let (meeting, attendees) = match n {
+            Notification::ProposeSlots { meeting, .. }
+            | Notification::Rescheduling { meeting, .. }
+            | Notification::NoCommonSlot { meeting, .. }
+            | Notification::PollExpired { meeting, .. } => (Some(meeting), None),
+            Notification::Invitation { meeting, attendees, .. }
+            | Notification::Cancellation { meeting, attendees, .. } => (Some(meeting), Some(attendees)),
+            Notification::GrantRevoked { .. } => (None, None),
+        };
+        if let Some(m) = meeting
+            && m.organizer_email.as_ref() == Some(email)
+        {
+            m.organizer_email = None;
+            m.organizer_name = PersonName::erased();
+            changed = true;
+        }
+        if let Some(list) = attendees {
+            let before = list.len();
+            list.retain(|a| a.email.as_ref() != Some(email));
+            changed |= list.len() != before;
+        }
+        if changed { PayloadErasure::Rewritten } else { PayloadErasure::Untouched }
+    }
+}
+
 /// A change to make on the organizer's calendar.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -434,6 +480,40 @@ mod tests {
         assert_eq!(at(2, 0.0), 10);
         assert_eq!(at(11, 0.0), 1800);
         assert_eq!(at(12, 0.0), -1);
+    }
+
+    #[test]
+    fn erasing_a_person_drops_their_mail_and_removes_them_from_others() {
+        let email = |s: &str| EmailAddress::parse(s).unwrap();
+        let name = |s: &str| PersonName::parse(s).unwrap();
+        let gone = email("gone@example.com");
+        let summary = MeetingSummary {
+            id: MeetingId::from_uuid(uuid::Uuid::nil()),
+            title: MeetingTitle::parse("Sync").unwrap(),
+            duration: MeetingLength::from_minutes(30).unwrap(),
+            organizer_name: name("Gone Person"),
+            organizer_email: Some(gone.clone()),
+            organizer_zone: Zone::utc(),
+        };
+        let recipient = |e: &EmailAddress| Recipient { participant: None, name: name("R"), email: e.clone(), zone: None };
+        let attendee = |e: &EmailAddress| Attendee { name: name("A"), email: Some(e.clone()), required: true };
+        let invitation = |to: &EmailAddress| {
+            OutboxPayload::Notify(Notification::Invitation {
+                meeting: summary.clone(),
+                to: recipient(to),
+                slot: Interval::new(Timestamp::UNIX_EPOCH, Timestamp::from_second(60).unwrap()).unwrap(),
+                uid: "u".into(),
+                sequence: 0,
+                attendees: vec![attendee(&gone), attendee(&email("kept@example.com"))],
+                conference_url: None,
+            })
+        };
+        assert_eq!(invitation(&gone).erase_person(&gone), PayloadErasure::Drop);
+        let mut other = invitation(&email("kept@example.com"));
+        assert_eq!(other.erase_person(&gone), PayloadErasure::Rewritten);
+        let text = serde_json::to_string(&other).unwrap();
+        assert!(!text.contains("gone@example.com") && !text.contains("Gone Person"), "{text}");
+        assert_eq!(other.erase_person(&gone), PayloadErasure::Untouched);
     }
 
     #[test]

@@ -181,9 +181,11 @@ pub trait ErasureStore: Send + Sync {
     /// Erases a user in one transaction. MUST: save `changed` meetings (as
     /// [`MeetingStore::update_meeting`] does, `Conflict` on a version mismatch and then
     /// change nothing), delete the meetings in `deleted`, delete the user and their
-    /// credentials, sessions and API tokens, save `grants` (already erased), delete
-    /// pending outbox messages addressed to `email`, and enqueue `outbox`. Afterwards no
-    /// row in the store may hold the user's name or email.
+    /// credentials, sessions and API tokens, save `grants` (already erased), apply
+    /// [`OutboxPayload::erase_person`](crate::outbox::OutboxPayload::erase_person) to every
+    /// undelivered outbox message (dropping those addressed to `email`, rewriting those
+    /// that name them), and enqueue `outbox`. Afterwards no row in the store may hold the
+    /// user's name or email.
     async fn erase_user(&self, erasure: &Erasure) -> Result<(), StoreError>;
 }
 
@@ -265,7 +267,8 @@ pub trait OutboxStore: Send + Sync {
     /// reached, or claim lapsed), oldest first, for `lease`. MUST NOT hand one message to
     /// two workers while its claim holds.
     async fn claim(&self, now: Timestamp, lease: SignedDuration, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError>;
-    /// The message was delivered: it is never handed out again.
+    /// The message was delivered: it is never handed out again, and its payload (which
+    /// holds names and addresses) MUST be discarded.
     async fn complete(&self, tenant: TenantId, id: MessageId, now: Timestamp) -> Result<(), StoreError>;
     /// The attempt failed: retry at the decided time, or keep the message as dead.
     async fn fail(&self, tenant: TenantId, id: MessageId, error: &str, decision: RetryDecision) -> Result<(), StoreError>;
