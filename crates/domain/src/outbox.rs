@@ -324,6 +324,8 @@ pub fn attendees(meeting: &Meeting) -> Vec<Attendee> {
 pub struct AnalyticsEvent {
     /// What happened.
     pub kind: AnalyticsKind,
+    /// The tenant it happened in.
+    pub tenant: TenantId,
     /// The user it is about, if any (the adapter decides how to identify them).
     pub user: Option<UserId>,
     /// When.

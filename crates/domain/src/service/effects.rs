@@ -47,7 +47,7 @@ impl<'a> Effects<'a> {
     ) {
         let properties: BTreeMap<String, serde_json::Value> =
             properties.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-        let event = AnalyticsEvent { kind, user, at: self.scheduler.ports.clock.now(), properties };
+        let event = AnalyticsEvent { kind, tenant: self.tenant, user, at: self.scheduler.ports.clock.now(), properties };
         self.push(format!("analytics:{}:{subject}", kind.event_type()), OutboxPayload::Analytics(event));
     }
 
