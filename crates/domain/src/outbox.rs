@@ -37,8 +37,8 @@ pub struct OutboxMessage {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutboxPayload {
-    /// Send one email.
-    Notify(Notification),
+    /// Send one email (boxed: it is much larger than the other kinds).
+    Notify(Box<Notification>),
     /// Record one product event.
     Analytics(AnalyticsEvent),
     /// Write to the organizer's calendar.
@@ -91,7 +91,7 @@ impl OutboxPayload {
             return PayloadErasure::Drop;
         }
         let mut changed = false;
-        let (meeting, attendees) = match n {
+        let (meeting, attendees) = match n.as_mut() {
             Notification::ProposeSlots { meeting, .. }
             | Notification::Rescheduling { meeting, .. }
             | Notification::NoCommonSlot { meeting, .. }
@@ -500,7 +500,7 @@ mod tests {
         let recipient = |e: &EmailAddress| Recipient { participant: None, name: name("R"), email: e.clone(), zone: None };
         let attendee = |e: &EmailAddress| Attendee { name: name("A"), email: Some(e.clone()), required: true };
         let invitation = |to: &EmailAddress| {
-            OutboxPayload::Notify(Notification::Invitation {
+            OutboxPayload::Notify(Box::new(Notification::Invitation {
                 meeting: summary.clone(),
                 to: recipient(to),
                 slot: Interval::new(Timestamp::UNIX_EPOCH, Timestamp::from_second(60).unwrap()).unwrap(),
@@ -508,7 +508,7 @@ mod tests {
                 sequence: 0,
                 attendees: vec![attendee(&gone), attendee(&email("kept@example.com"))],
                 conference_url: None,
-            })
+            }))
         };
         assert_eq!(invitation(&gone).erase_person(&gone), PayloadErasure::Drop);
         let mut other = invitation(&email("kept@example.com"));

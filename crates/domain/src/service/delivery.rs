@@ -2,7 +2,6 @@
 //! loop (claim, deliver, complete or fail with the retry policy); the rules of each
 //! delivery live here.
 
-use crate::consent::Provider;
 use crate::ids::{MeetingId, TenantId, UserId};
 use crate::meeting::BookedEvent;
 use crate::outbox::{CalendarWrite, DeliveryError, OutboxPayload, attendees};
@@ -171,7 +170,7 @@ impl Scheduler {
             Err(e) => return Err(ServiceError::from(e).into()),
         };
         let Some(access) = self.write_access_on(&organizer, Some(event.provider)).await? else { return Ok(()) };
-        let Some(calendar) = self.ports.calendars.get(Provider::from(access.provider())) else { return Ok(()) };
+        let Some(calendar) = self.ports.calendars.get(access.provider()) else { return Ok(()) };
         match calendar.cancel_event(&access, &event.event_id).await {
             Ok(()) | Err(CalendarError::NotFound) => Ok(()),
             Err(CalendarError::ConsentRevoked) => {

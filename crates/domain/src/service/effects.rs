@@ -58,7 +58,7 @@ impl<'a> Effects<'a> {
         let key = format!("propose:{}:{}:{}", meeting.id(), meeting.round(), participant.id);
         self.push(
             key,
-            OutboxPayload::Notify(Notification::ProposeSlots {
+            notify(Notification::ProposeSlots {
                 meeting: summary(meeting, Some(organizer)),
                 to,
                 round: meeting.round(),
@@ -126,7 +126,7 @@ impl<'a> Effects<'a> {
             let Some(to) = Recipient::participant(p) else { continue };
             self.push(
                 format!("invite:{}:{sequence}:{}", meeting.id(), p.id),
-                OutboxPayload::Notify(Notification::Invitation {
+                notify(Notification::Invitation {
                     meeting: summary(meeting, Some(organizer)),
                     to,
                     slot,
@@ -148,7 +148,7 @@ impl<'a> Effects<'a> {
             let Some(to) = Recipient::participant(p) else { continue };
             self.push(
                 format!("rescheduling:{}:{}:{}", meeting.id(), meeting.round(), p.id),
-                OutboxPayload::Notify(Notification::Rescheduling {
+                notify(Notification::Rescheduling {
                     meeting: summary(meeting, organizer),
                     to,
                     previous,
@@ -178,7 +178,7 @@ impl<'a> Effects<'a> {
             let Some(to) = Recipient::participant(p) else { continue };
             self.push(
                 format!("cancel:{}:{}:{}", meeting.id(), meeting.sequence(), p.id),
-                OutboxPayload::Notify(Notification::Cancellation {
+                notify(Notification::Cancellation {
                     meeting: summary(meeting, organizer),
                     to,
                     slot: booked,
@@ -194,7 +194,7 @@ impl<'a> Effects<'a> {
     pub(super) fn no_common_slot(&mut self, meeting: &Meeting, organizer: &User) {
         self.push(
             format!("no-common-slot:{}:{}", meeting.id(), meeting.round()),
-            OutboxPayload::Notify(Notification::NoCommonSlot {
+            notify(Notification::NoCommonSlot {
                 meeting: summary(meeting, Some(organizer)),
                 to: user_recipient(organizer, meeting.organizer_participant().map(|p| p.id)),
             }),
@@ -211,7 +211,7 @@ impl<'a> Effects<'a> {
     pub(super) fn poll_expired(&mut self, meeting: &Meeting, organizer: &User) {
         self.push(
             format!("expired:{}:{}", meeting.id(), meeting.round()),
-            OutboxPayload::Notify(Notification::PollExpired {
+            notify(Notification::PollExpired {
                 meeting: summary(meeting, Some(organizer)),
                 to: user_recipient(organizer, meeting.organizer_participant().map(|p| p.id)),
             }),
@@ -228,7 +228,7 @@ impl<'a> Effects<'a> {
     pub(super) fn grant_revoked(&mut self, user: &User, provider: Provider, grant: impl std::fmt::Display) {
         self.push(
             format!("grant-revoked:{grant}"),
-            OutboxPayload::Notify(Notification::GrantRevoked { to: user_recipient(user, None), provider }),
+            notify(Notification::GrantRevoked { to: user_recipient(user, None), provider }),
         );
     }
 
@@ -236,6 +236,10 @@ impl<'a> Effects<'a> {
     pub(super) fn revoke_at_provider(&mut self, grant: crate::ids::GrantId) {
         self.push(format!("revoke:{grant}"), OutboxPayload::RevokeAtProvider { grant });
     }
+}
+
+fn notify(notification: Notification) -> OutboxPayload {
+    OutboxPayload::Notify(Box::new(notification))
 }
 
 /// The recipient for a user.
