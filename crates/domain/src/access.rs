@@ -86,7 +86,11 @@ impl BearerSecret {
             return None;
         }
         let tenant = uuid::Uuid::try_parse(tenant).ok()?;
-        Some(Self { kind, tenant: TenantId::from_uuid(tenant), secret: raw.to_owned() })
+        Some(Self {
+            kind,
+            tenant: TenantId::from_uuid(tenant),
+            secret: raw.to_owned(),
+        })
     }
 
     /// The tenant the secret belongs to (lookups filter on it).
@@ -105,7 +109,11 @@ impl BearerSecret {
 
 impl std::fmt::Debug for BearerSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BearerSecret({:?}, tenant {}, [redacted])", self.kind, self.tenant)
+        write!(
+            f,
+            "BearerSecret({:?}, tenant {}, [redacted])",
+            self.kind, self.tenant
+        )
     }
 }
 
@@ -121,7 +129,10 @@ pub struct SessionPolicy {
 impl Default for SessionPolicy {
     /// 2 hours idle, 12 hours absolute.
     fn default() -> Self {
-        Self { idle: SignedDuration::from_hours(2), absolute: SignedDuration::from_hours(12) }
+        Self {
+            idle: SignedDuration::from_hours(2),
+            absolute: SignedDuration::from_hours(12),
+        }
     }
 }
 
@@ -220,7 +231,9 @@ impl GuestTokens {
 
     /// A signer with a secret of at least 32 bytes.
     pub fn new(secret: &[u8]) -> Option<Self> {
-        (secret.len() >= 32).then(|| Self { key: secret.to_vec() })
+        (secret.len() >= 32).then(|| Self {
+            key: secret.to_vec(),
+        })
     }
 
     fn mac(&self, claims: &[u8]) -> hmac::Hmac<Sha256> {
@@ -259,7 +272,9 @@ impl GuestTokens {
         if claims.len() != Self::CLAIMS {
             return Err(GuestTokenError::Invalid);
         }
-        self.mac(&claims).verify_slice(&tag).map_err(|_| GuestTokenError::Invalid)?;
+        self.mac(&claims)
+            .verify_slice(&tag)
+            .map_err(|_| GuestTokenError::Invalid)?;
         let uuid = |i: usize| {
             let mut b = [0u8; 16];
             b.copy_from_slice(&claims[i * 16..(i + 1) * 16]);
@@ -267,8 +282,8 @@ impl GuestTokens {
         };
         let mut secs = [0u8; 8];
         secs.copy_from_slice(&claims[48..56]);
-        let expires_at =
-            Timestamp::from_second(i64::from_be_bytes(secs)).map_err(|_| GuestTokenError::Invalid)?;
+        let expires_at = Timestamp::from_second(i64::from_be_bytes(secs))
+            .map_err(|_| GuestTokenError::Invalid)?;
         if expires_at <= now {
             return Err(GuestTokenError::Expired);
         }
@@ -316,14 +331,30 @@ mod tests {
         let now = Timestamp::from_second(10).unwrap();
         let token = tokens.sign(&pass);
         assert_eq!(tokens.verify(&token, now), Ok(pass));
-        assert_eq!(tokens.verify(&token, pass.expires_at), Err(GuestTokenError::Expired));
+        assert_eq!(
+            tokens.verify(&token, pass.expires_at),
+            Err(GuestTokenError::Expired)
+        );
         let other = GuestTokens::new(&[8; 32]).unwrap();
         assert_eq!(other.verify(&token, now), Err(GuestTokenError::Invalid));
         let mut bytes = token.clone().into_bytes();
         bytes[5] = if bytes[5] == b'A' { b'B' } else { b'A' };
-        assert_eq!(tokens.verify(&String::from_utf8(bytes).unwrap(), now), Err(GuestTokenError::Invalid));
-        for junk in ["", ".", "a.b", "x".repeat(500).as_str(), &token[..token.len() - 2]] {
-            assert_eq!(tokens.verify(junk, now), Err(GuestTokenError::Invalid), "{junk:?}");
+        assert_eq!(
+            tokens.verify(&String::from_utf8(bytes).unwrap(), now),
+            Err(GuestTokenError::Invalid)
+        );
+        for junk in [
+            "",
+            ".",
+            "a.b",
+            "x".repeat(500).as_str(),
+            &token[..token.len() - 2],
+        ] {
+            assert_eq!(
+                tokens.verify(junk, now),
+                Err(GuestTokenError::Invalid),
+                "{junk:?}"
+            );
         }
         assert!(GuestTokens::new(&[1; 31]).is_none());
     }
@@ -343,7 +374,10 @@ mod tests {
         assert!(s.is_valid(&p, t0 + SignedDuration::from_mins(119)));
         assert!(!s.is_valid(&p, t0 + SignedDuration::from_mins(120)));
         s.last_seen_at = t0 + SignedDuration::from_hours(11);
-        assert!(s.is_valid(&p, t0 + SignedDuration::from_hours(12) - SignedDuration::from_secs(1)));
+        assert!(s.is_valid(
+            &p,
+            t0 + SignedDuration::from_hours(12) - SignedDuration::from_secs(1)
+        ));
         assert!(!s.is_valid(&p, t0 + SignedDuration::from_hours(12)));
     }
 }

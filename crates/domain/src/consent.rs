@@ -160,8 +160,16 @@ impl Grant {
 
     /// Rebuilds a grant from storage, as it was saved.
     pub fn restore(snapshot: GrantSnapshot) -> Result<Self, ConsentError> {
-        let GrantSnapshot { id, tenant, user, provider, account, scopes, state, granted_at } =
-            snapshot;
+        let GrantSnapshot {
+            id,
+            tenant,
+            user,
+            provider,
+            account,
+            scopes,
+            state,
+            granted_at,
+        } = snapshot;
         let active = matches!(state, GrantState::Active);
         if active && (scopes.is_empty() || account.trim().is_empty()) {
             return Err(ConsentError::Invalid);
@@ -230,7 +238,11 @@ impl Grant {
     }
 
     /// The user consented again (signed in anew): the grant is active with these scopes.
-    pub fn renew(&mut self, scopes: impl IntoIterator<Item = Scope>, now: Timestamp) -> Result<(), ConsentError> {
+    pub fn renew(
+        &mut self,
+        scopes: impl IntoIterator<Item = Scope>,
+        now: Timestamp,
+    ) -> Result<(), ConsentError> {
         if matches!(self.state, GrantState::Erased { .. }) {
             return Err(ConsentError::NotActive);
         }
@@ -391,8 +403,14 @@ mod tests {
     fn access_needs_an_active_grant_with_the_scope() {
         let mut g = grant(&[Scope::ReadFreeBusy]);
         assert!(g.read_access().is_ok());
-        assert_eq!(g.write_access(), Err(ConsentError::MissingScope(Scope::WriteEvents)));
-        assert_eq!(g.revoke(RevokedBy::Provider, Timestamp::UNIX_EPOCH), Ok(true));
+        assert_eq!(
+            g.write_access(),
+            Err(ConsentError::MissingScope(Scope::WriteEvents))
+        );
+        assert_eq!(
+            g.revoke(RevokedBy::Provider, Timestamp::UNIX_EPOCH),
+            Ok(true)
+        );
         assert_eq!(g.read_access(), Err(ConsentError::NotActive));
     }
 
@@ -401,8 +419,17 @@ mod tests {
         let mut g = grant(&[Scope::ReadFreeBusy]);
         let first = Timestamp::from_second(10).unwrap();
         g.revoke(RevokedBy::User, first).unwrap();
-        assert_eq!(g.revoke(RevokedBy::Provider, Timestamp::from_second(20).unwrap()), Ok(false));
-        assert_eq!(g.state(), GrantState::Revoked { by: RevokedBy::User, at: first });
+        assert_eq!(
+            g.revoke(RevokedBy::Provider, Timestamp::from_second(20).unwrap()),
+            Ok(false)
+        );
+        assert_eq!(
+            g.state(),
+            GrantState::Revoked {
+                by: RevokedBy::User,
+                at: first
+            }
+        );
     }
 
     #[test]
@@ -411,7 +438,10 @@ mod tests {
         g.erase(Timestamp::UNIX_EPOCH);
         assert_eq!(g.account(), "");
         assert!(g.read_access().is_err());
-        assert!(g.renew([Scope::ReadFreeBusy], Timestamp::UNIX_EPOCH).is_err());
+        assert!(
+            g.renew([Scope::ReadFreeBusy], Timestamp::UNIX_EPOCH)
+                .is_err()
+        );
         assert!(Grant::restore(g.snapshot()).is_ok());
     }
 

@@ -227,7 +227,10 @@ impl Participant {
         if ok {
             Ok(())
         } else {
-            Err(MeetingError::InvalidParticipant(self.id, "contact does not match kind"))
+            Err(MeetingError::InvalidParticipant(
+                self.id,
+                "contact does not match kind",
+            ))
         }
     }
 }
@@ -462,7 +465,12 @@ impl Meeting {
     /// Records a meeting for which no slot suits every required participant.
     pub fn without_common_slot(draft: MeetingDraft, now: Timestamp) -> Result<Self, MeetingError> {
         Self::check_draft(&draft, now)?;
-        Ok(Self::from_draft(draft, Vec::new(), MeetingState::NoCommonSlot { at: now }, now))
+        Ok(Self::from_draft(
+            draft,
+            Vec::new(),
+            MeetingState::NoCommonSlot { at: now },
+            now,
+        ))
     }
 
     fn from_draft(
@@ -588,7 +596,10 @@ impl Meeting {
 
     /// The organizer as a participant.
     pub fn organizer_participant(&self) -> Option<&Participant> {
-        self.s.participants.iter().find(|p| p.user() == Some(self.s.organizer))
+        self.s
+            .participants
+            .iter()
+            .find(|p| p.user() == Some(self.s.organizer))
     }
 
     /// One participant.
@@ -623,7 +634,10 @@ impl Meeting {
     }
 
     fn wrong_state(&self, action: &'static str) -> MeetingError {
-        MeetingError::WrongState { action, state: self.s.state.name() }
+        MeetingError::WrongState {
+            action,
+            state: self.s.state.name(),
+        }
     }
 
     fn check_proposals(&self, proposals: &[Proposal]) -> Result<(), MeetingError> {
@@ -631,12 +645,15 @@ impl Meeting {
             return Err(MeetingError::NoProposals);
         }
         if proposals.len() > Self::MAX_PROPOSALS {
-            return Err(MeetingError::TooManyProposals { max: Self::MAX_PROPOSALS });
+            return Err(MeetingError::TooManyProposals {
+                max: Self::MAX_PROPOSALS,
+            });
         }
         let mut ids = HashSet::new();
         let mut slots = HashSet::new();
         for p in proposals {
-            let fits = p.slot.duration() == self.s.duration.get() && self.s.window.contains(&p.slot);
+            let fits =
+                p.slot.duration() == self.s.duration.get() && self.s.window.contains(&p.slot);
             if !fits || !ids.insert(p.id) || !slots.insert(p.slot) {
                 return Err(MeetingError::InvalidProposal(p.id));
             }
@@ -669,7 +686,10 @@ impl Meeting {
         answers: &[(ProposalId, Answer)],
         now: Timestamp,
     ) -> Result<Decision, MeetingError> {
-        let participant = self.participant_for_user(user).ok_or(MeetingError::NotAParticipant)?.id;
+        let participant = self
+            .participant_for_user(user)
+            .ok_or(MeetingError::NotAParticipant)?
+            .id;
         self.cast(participant, answers, now)
     }
 
@@ -702,7 +722,12 @@ impl Meeting {
                     v.answer = answer;
                     v.at = now;
                 }
-                None => self.s.votes.push(Vote { participant, proposal, answer, at: now }),
+                None => self.s.votes.push(Vote {
+                    participant,
+                    proposal,
+                    answer,
+                    at: now,
+                }),
             }
         }
         Ok(self.decision())
@@ -721,7 +746,10 @@ impl Meeting {
             .map(|p| p.id)
             .collect();
         let answered: HashSet<ParticipantId> = self.s.votes.iter().map(|v| v.participant).collect();
-        let missing = required_voters.iter().filter(|p| !answered.contains(p)).count();
+        let missing = required_voters
+            .iter()
+            .filter(|p| !answered.contains(p))
+            .count();
         if missing > 0 {
             return Decision::Waiting { missing };
         }
@@ -740,10 +768,16 @@ impl Meeting {
             .proposals
             .iter()
             .enumerate()
-            .filter(|(_, p)| required_voters.iter().all(|v| yes.contains_key(&(p.id, *v))))
+            .filter(|(_, p)| {
+                required_voters
+                    .iter()
+                    .all(|v| yes.contains_key(&(p.id, *v)))
+            })
             .max_by_key(|(rank, p)| {
-                let optional_yes =
-                    optional_voters.iter().filter(|v| yes.contains_key(&(p.id, **v))).count();
+                let optional_yes = optional_voters
+                    .iter()
+                    .filter(|v| yes.contains_key(&(p.id, **v)))
+                    .count();
                 (optional_yes, std::cmp::Reverse(*rank))
             })
             .map_or(Decision::NoAgreement, |(_, p)| Decision::Book(p.id))
@@ -756,8 +790,16 @@ impl Meeting {
             return Err(self.wrong_state("book"));
         }
         let slot = self.proposal(proposal)?.slot;
-        self.s.state = MeetingState::Booked { proposal, slot, at: now };
-        Ok(Booking { proposal, slot, sequence: self.s.sequence })
+        self.s.state = MeetingState::Booked {
+            proposal,
+            slot,
+            at: now,
+        };
+        Ok(Booking {
+            proposal,
+            slot,
+            sequence: self.s.sequence,
+        })
     }
 
     /// Records the event created on the organizer's calendar for the booking.
@@ -846,7 +888,11 @@ impl Meeting {
         if user == self.s.organizer {
             return None;
         }
-        let p = self.s.participants.iter_mut().find(|p| p.user() == Some(user))?;
+        let p = self
+            .s
+            .participants
+            .iter_mut()
+            .find(|p| p.user() == Some(user))?;
         p.kind = ParticipantKind::Email;
         Some(p.id)
     }
@@ -857,7 +903,11 @@ impl Meeting {
     pub fn erase_person(&mut self, user: UserId, email: &EmailAddress) -> bool {
         let mut changed = false;
         for p in &mut self.s.participants {
-            let theirs = p.user() == Some(user) || p.email.as_ref() == Some(email);
+            let same_email = p
+                .email
+                .as_ref()
+                .is_some_and(|e| e.as_str().eq_ignore_ascii_case(email.as_str()));
+            let theirs = p.user() == Some(user) || same_email;
             if theirs && p.kind != ParticipantKind::Erased {
                 p.kind = ParticipantKind::Erased;
                 p.name = PersonName::erased();
@@ -870,7 +920,11 @@ impl Meeting {
     }
 }
 
-fn check_window(window: Interval, duration: MeetingLength, now: Timestamp) -> Result<(), MeetingError> {
+fn check_window(
+    window: Interval,
+    duration: MeetingLength,
+    now: Timestamp,
+) -> Result<(), MeetingError> {
     if window.duration() > Meeting::MAX_WINDOW {
         return Err(MeetingError::WindowTooLong {
             max_days: Meeting::MAX_WINDOW.as_secs() / 86_400,
@@ -887,9 +941,16 @@ fn check_window(window: Interval, duration: MeetingLength, now: Timestamp) -> Re
 
 fn check_participants(organizer: UserId, participants: &[Participant]) -> Result<(), MeetingError> {
     if participants.len() > Meeting::MAX_PARTICIPANTS {
-        return Err(MeetingError::TooManyParticipants { max: Meeting::MAX_PARTICIPANTS });
+        return Err(MeetingError::TooManyParticipants {
+            max: Meeting::MAX_PARTICIPANTS,
+        });
     }
-    if participants.iter().filter(|p| p.user() == Some(organizer)).count() != 1 {
+    if participants
+        .iter()
+        .filter(|p| p.user() == Some(organizer))
+        .count()
+        != 1
+    {
         return Err(MeetingError::OrganizerMissing);
     }
     if participants.len() < 2 {
@@ -946,7 +1007,11 @@ mod tests {
     }
 
     fn draft(extra: Vec<Participant>) -> MeetingDraft {
-        let mut participants = vec![participant(1, ParticipantKind::Connected { user: id(100) }, Attendance::Required)];
+        let mut participants = vec![participant(
+            1,
+            ParticipantKind::Connected { user: id(100) },
+            Attendance::Required,
+        )];
         participants.extend(extra);
         MeetingDraft {
             id: id(9),
@@ -960,13 +1025,19 @@ mod tests {
     }
 
     fn proposal(n: u128, start: &str) -> Proposal {
-        Proposal { id: id(n), slot: Interval::starting_at(t(start), SignedDuration::from_mins(30)).unwrap() }
+        Proposal {
+            id: id(n),
+            slot: Interval::starting_at(t(start), SignedDuration::from_mins(30)).unwrap(),
+        }
     }
 
     fn poll(extra: Vec<Participant>) -> Meeting {
         Meeting::start_poll(
             draft(extra),
-            vec![proposal(50, "2026-03-03T09:00:00Z"), proposal(51, "2026-03-04T09:00:00Z")],
+            vec![
+                proposal(50, "2026-03-03T09:00:00Z"),
+                proposal(51, "2026-03-04T09:00:00Z"),
+            ],
             t("2026-03-03T08:00:00Z"),
             t(NOW),
         )
@@ -974,7 +1045,12 @@ mod tests {
     }
 
     fn pass(m: &Meeting, participant: u128) -> GuestPass {
-        GuestPass { tenant: m.tenant(), meeting: m.id(), participant: id(participant), expires_at: t("2026-04-01T00:00:00Z") }
+        GuestPass {
+            tenant: m.tenant(),
+            meeting: m.id(),
+            participant: id(participant),
+            expires_at: t("2026-04-01T00:00:00Z"),
+        }
     }
 
     #[test]
@@ -983,39 +1059,80 @@ mod tests {
         assert_eq!(draft(vec![]).check(now), Err(MeetingError::NoParticipants));
         let dup = vec![
             participant(2, ParticipantKind::Email, Attendance::Required),
-            Participant { id: id(3), ..participant(2, ParticipantKind::Email, Attendance::Required) },
+            Participant {
+                id: id(3),
+                ..participant(2, ParticipantKind::Email, Attendance::Required)
+            },
         ];
-        assert!(matches!(draft(dup).check(now), Err(MeetingError::DuplicateParticipant(_))));
-        let mut d = draft(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        assert!(matches!(
+            draft(dup).check(now),
+            Err(MeetingError::DuplicateParticipant(_))
+        ));
+        let mut d = draft(vec![participant(
+            2,
+            ParticipantKind::Email,
+            Attendance::Required,
+        )]);
         d.organizer = id(101);
         assert_eq!(d.check(now), Err(MeetingError::OrganizerMissing));
-        let mut d = draft(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        let mut d = draft(vec![participant(
+            2,
+            ParticipantKind::Email,
+            Attendance::Required,
+        )]);
         d.window = Interval::new(t("2026-03-03T00:00:00Z"), t("2026-07-03T00:00:00Z")).unwrap();
-        assert_eq!(d.check(now), Err(MeetingError::WindowTooLong { max_days: 90 }));
-        let mut d = draft(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        assert_eq!(
+            d.check(now),
+            Err(MeetingError::WindowTooLong { max_days: 90 })
+        );
+        let mut d = draft(vec![participant(
+            2,
+            ParticipantKind::Email,
+            Attendance::Required,
+        )]);
         d.window = Interval::new(t("2026-03-01T00:00:00Z"), t("2026-03-02T00:00:00Z")).unwrap();
         assert_eq!(d.check(now), Err(MeetingError::WindowInPast));
-        let mut d = draft(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        let mut d = draft(vec![participant(
+            2,
+            ParticipantKind::Email,
+            Attendance::Required,
+        )]);
         d.window = Interval::new(t("2026-03-03T00:00:00Z"), t("2026-03-03T00:20:00Z")).unwrap();
         assert_eq!(d.check(now), Err(MeetingError::DurationLongerThanWindow));
         let mut bad = participant(2, ParticipantKind::Link, Attendance::Required);
         bad.email = Some(EmailAddress::parse("x@example.com").unwrap());
-        assert!(matches!(draft(vec![bad]).check(now), Err(MeetingError::InvalidParticipant(..))));
+        assert!(matches!(
+            draft(vec![bad]).check(now),
+            Err(MeetingError::InvalidParticipant(..))
+        ));
     }
 
     #[test]
     fn proposals_must_fit_the_meeting() {
-        let d = draft(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        let d = draft(vec![participant(
+            2,
+            ParticipantKind::Email,
+            Attendance::Required,
+        )]);
         let deadline = t("2026-03-03T08:00:00Z");
         let now = t(NOW);
-        assert_eq!(Meeting::start_poll(d.clone(), vec![], deadline, now), Err(MeetingError::NoProposals));
+        assert_eq!(
+            Meeting::start_poll(d.clone(), vec![], deadline, now),
+            Err(MeetingError::NoProposals)
+        );
         let outside = proposal(50, "2026-03-12T09:00:00Z");
         assert_eq!(
             Meeting::start_poll(d.clone(), vec![outside], deadline, now),
             Err(MeetingError::InvalidProposal(id(50)))
         );
-        let twice = vec![proposal(50, "2026-03-03T09:00:00Z"), proposal(51, "2026-03-03T09:00:00Z")];
-        assert_eq!(Meeting::start_poll(d.clone(), twice, deadline, now), Err(MeetingError::InvalidProposal(id(51))));
+        let twice = vec![
+            proposal(50, "2026-03-03T09:00:00Z"),
+            proposal(51, "2026-03-03T09:00:00Z"),
+        ];
+        assert_eq!(
+            Meeting::start_poll(d.clone(), twice, deadline, now),
+            Err(MeetingError::InvalidProposal(id(51)))
+        );
         assert_eq!(
             Meeting::start_poll(d, vec![proposal(50, "2026-03-03T09:00:00Z")], now, now),
             Err(MeetingError::DeadlineInPast)
@@ -1024,19 +1141,41 @@ mod tests {
 
     #[test]
     fn votes_bind_one_participant_of_one_meeting() {
-        let mut m = poll(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        let mut m = poll(vec![participant(
+            2,
+            ParticipantKind::Email,
+            Attendance::Required,
+        )]);
         let now = t(NOW);
         let mut other = pass(&m, 2);
         other.meeting = id(77);
-        assert_eq!(m.vote_with_pass(&other, &[(id(50), Answer::Yes)], now), Err(MeetingError::PassForAnotherMeeting));
+        assert_eq!(
+            m.vote_with_pass(&other, &[(id(50), Answer::Yes)], now),
+            Err(MeetingError::PassForAnotherMeeting)
+        );
         let mut expired = pass(&m, 2);
         expired.expires_at = now;
-        assert_eq!(m.vote_with_pass(&expired, &[(id(50), Answer::Yes)], now), Err(MeetingError::PassExpired));
-        assert_eq!(m.vote_with_pass(&pass(&m, 99), &[(id(50), Answer::Yes)], now), Err(MeetingError::UnknownParticipant(id(99))));
-        assert_eq!(m.vote_with_pass(&pass(&m, 2), &[(id(60), Answer::Yes)], now), Err(MeetingError::UnknownProposal(id(60))));
-        assert_eq!(m.vote_with_pass(&pass(&m, 2), &[], now), Err(MeetingError::EmptyVote));
+        assert_eq!(
+            m.vote_with_pass(&expired, &[(id(50), Answer::Yes)], now),
+            Err(MeetingError::PassExpired)
+        );
+        assert_eq!(
+            m.vote_with_pass(&pass(&m, 99), &[(id(50), Answer::Yes)], now),
+            Err(MeetingError::UnknownParticipant(id(99)))
+        );
+        assert_eq!(
+            m.vote_with_pass(&pass(&m, 2), &[(id(60), Answer::Yes)], now),
+            Err(MeetingError::UnknownProposal(id(60)))
+        );
+        assert_eq!(
+            m.vote_with_pass(&pass(&m, 2), &[], now),
+            Err(MeetingError::EmptyVote)
+        );
         assert!(m.votes().is_empty(), "refused votes change nothing");
-        assert_eq!(m.vote_as_user(id(555), &[(id(50), Answer::Yes)], now), Err(MeetingError::NotAParticipant));
+        assert_eq!(
+            m.vote_as_user(id(555), &[(id(50), Answer::Yes)], now),
+            Err(MeetingError::NotAParticipant)
+        );
     }
 
     #[test]
@@ -1048,84 +1187,206 @@ mod tests {
         ]);
         let now = t(NOW);
         assert_eq!(m.decision(), Decision::Waiting { missing: 2 });
-        let d = m.vote_with_pass(&pass(&m, 2), &[(id(50), Answer::Yes), (id(51), Answer::Yes)], now).unwrap();
+        let d = m
+            .vote_with_pass(
+                &pass(&m, 2),
+                &[(id(50), Answer::Yes), (id(51), Answer::Yes)],
+                now,
+            )
+            .unwrap();
         assert_eq!(d, Decision::Waiting { missing: 1 });
-        m.vote_with_pass(&pass(&m, 4), &[(id(51), Answer::Yes)], now).unwrap();
-        let d = m.vote_with_pass(&pass(&m, 3), &[(id(50), Answer::Yes), (id(51), Answer::Yes)], now).unwrap();
-        assert_eq!(d, Decision::Book(id(51)), "the optional guest's yes breaks the tie");
+        m.vote_with_pass(&pass(&m, 4), &[(id(51), Answer::Yes)], now)
+            .unwrap();
+        let d = m
+            .vote_with_pass(
+                &pass(&m, 3),
+                &[(id(50), Answer::Yes), (id(51), Answer::Yes)],
+                now,
+            )
+            .unwrap();
+        assert_eq!(
+            d,
+            Decision::Book(id(51)),
+            "the optional guest's yes breaks the tie"
+        );
         // Changing one's mind replaces the earlier answer.
-        let d = m.vote_with_pass(&pass(&m, 3), &[(id(51), Answer::No), (id(50), Answer::No)], now).unwrap();
+        let d = m
+            .vote_with_pass(
+                &pass(&m, 3),
+                &[(id(51), Answer::No), (id(50), Answer::No)],
+                now,
+            )
+            .unwrap();
         assert_eq!(d, Decision::NoAgreement);
         assert_eq!(m.votes().len(), 5);
     }
 
     #[test]
     fn only_connected_participants_means_book_at_once() {
-        let m = poll(vec![participant(2, ParticipantKind::Connected { user: id(101) }, Attendance::Required)]);
-        assert_eq!(m.decision(), Decision::Book(id(50)), "the engine's best proposal");
+        let m = poll(vec![participant(
+            2,
+            ParticipantKind::Connected { user: id(101) },
+            Attendance::Required,
+        )]);
+        assert_eq!(
+            m.decision(),
+            Decision::Book(id(50)),
+            "the engine's best proposal"
+        );
     }
 
     #[test]
     fn transitions_are_checked() {
         let now = t(NOW);
-        let mut m = poll(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
-        assert_eq!(m.expire(now), Err(MeetingError::DeadlineNotReached(t("2026-03-03T08:00:00Z"))));
-        assert_eq!(m.record_event(event()), Err(MeetingError::WrongState { action: "attach an event to", state: "polling" }));
+        let mut m = poll(vec![participant(
+            2,
+            ParticipantKind::Email,
+            Attendance::Required,
+        )]);
+        assert_eq!(
+            m.expire(now),
+            Err(MeetingError::DeadlineNotReached(t("2026-03-03T08:00:00Z")))
+        );
+        assert_eq!(
+            m.record_event(event()),
+            Err(MeetingError::WrongState {
+                action: "attach an event to",
+                state: "polling"
+            })
+        );
         let booking = m.book(id(50), now).unwrap();
         assert_eq!(booking.sequence, 0);
-        assert_eq!(m.book(id(51), now), Err(MeetingError::WrongState { action: "book", state: "booked" }));
-        assert!(m.vote_with_pass(&pass(&m, 2), &[(id(50), Answer::Yes)], now).is_err());
+        assert_eq!(
+            m.book(id(51), now),
+            Err(MeetingError::WrongState {
+                action: "book",
+                state: "booked"
+            })
+        );
+        assert!(
+            m.vote_with_pass(&pass(&m, 2), &[(id(50), Answer::Yes)], now)
+                .is_err()
+        );
         m.record_event(event()).unwrap();
-        m.reschedule(None, vec![proposal(52, "2026-03-05T09:00:00Z")], t("2026-03-04T00:00:00Z"), now).unwrap();
-        assert_eq!((m.round(), m.sequence(), m.state().name()), (2, 1, "polling"));
-        assert!(m.event().is_some(), "the event is kept so the next booking moves it");
-        assert_eq!(m.book(id(50), now), Err(MeetingError::UnknownProposal(id(50))), "old proposals are gone");
+        m.reschedule(
+            None,
+            vec![proposal(52, "2026-03-05T09:00:00Z")],
+            t("2026-03-04T00:00:00Z"),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (m.round(), m.sequence(), m.state().name()),
+            (2, 1, "polling")
+        );
+        assert!(
+            m.event().is_some(),
+            "the event is kept so the next booking moves it"
+        );
+        assert_eq!(
+            m.book(id(50), now),
+            Err(MeetingError::UnknownProposal(id(50))),
+            "old proposals are gone"
+        );
         assert_eq!(m.book(id(52), now).unwrap().sequence, 1);
         let slot = m.booked_slot().unwrap();
         assert_eq!(m.cancel(now), Ok(Some(slot)));
         assert_eq!(m.sequence(), 2, "a cancellation outranks the invitation");
         assert!(m.cancel(now).is_err());
-        assert!(m.reschedule(None, vec![proposal(53, "2026-03-05T10:00:00Z")], t("2026-03-04T00:00:00Z"), now).is_err());
+        assert!(
+            m.reschedule(
+                None,
+                vec![proposal(53, "2026-03-05T10:00:00Z")],
+                t("2026-03-04T00:00:00Z"),
+                now
+            )
+            .is_err()
+        );
         assert!(m.expire(now).is_err() && m.give_up(now).is_err());
     }
 
     #[test]
     fn polls_expire_at_their_deadline_and_can_start_over() {
-        let mut m = poll(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
+        let mut m = poll(vec![participant(
+            2,
+            ParticipantKind::Email,
+            Attendance::Required,
+        )]);
         let deadline = t("2026-03-03T08:00:00Z");
         m.expire(deadline).unwrap();
         assert_eq!(m.state(), MeetingState::Expired { at: deadline });
         let later = t("2026-03-03T09:00:00Z");
         let window = Interval::new(t("2026-03-10T00:00:00Z"), t("2026-03-12T00:00:00Z")).unwrap();
-        let bad = m.reschedule(Some(window), vec![proposal(52, "2026-03-05T09:00:00Z")], t("2026-03-04T00:00:00Z"), later);
+        let bad = m.reschedule(
+            Some(window),
+            vec![proposal(52, "2026-03-05T09:00:00Z")],
+            t("2026-03-04T00:00:00Z"),
+            later,
+        );
         assert_eq!(bad, Err(MeetingError::InvalidProposal(id(52))));
-        assert_eq!(m.window().start(), t("2026-03-03T00:00:00Z"), "a refused reschedule changes nothing");
-        m.reschedule(Some(window), vec![proposal(52, "2026-03-10T09:00:00Z")], t("2026-03-09T00:00:00Z"), later).unwrap();
+        assert_eq!(
+            m.window().start(),
+            t("2026-03-03T00:00:00Z"),
+            "a refused reschedule changes nothing"
+        );
+        m.reschedule(
+            Some(window),
+            vec![proposal(52, "2026-03-10T09:00:00Z")],
+            t("2026-03-09T00:00:00Z"),
+            later,
+        )
+        .unwrap();
         assert_eq!((m.round(), m.sequence()), (2, 0));
     }
 
     #[test]
     fn revoked_and_erased_people() {
         let mut m = poll(vec![
-            participant(2, ParticipantKind::Connected { user: id(101) }, Attendance::Required),
+            participant(
+                2,
+                ParticipantKind::Connected { user: id(101) },
+                Attendance::Required,
+            ),
             participant(3, ParticipantKind::Email, Attendance::Required),
         ]);
-        assert_eq!(m.demote_to_email_guest(id(100)), None, "the organizer never votes on their own meeting");
+        assert_eq!(
+            m.demote_to_email_guest(id(100)),
+            None,
+            "the organizer never votes on their own meeting"
+        );
         assert_eq!(m.demote_to_email_guest(id(101)), Some(id(2)));
         assert_eq!(m.decision(), Decision::Waiting { missing: 2 });
         let email = EmailAddress::parse("p3@example.com").unwrap();
         assert!(m.erase_person(id(999), &email));
         let erased = m.participant(id(3)).unwrap();
-        assert_eq!((erased.kind, erased.email.clone(), erased.name.as_str()), (ParticipantKind::Erased, None, "Former participant"));
-        assert!(!m.erase_person(id(999), &email), "erasing twice changes nothing");
-        assert_eq!(m.vote_with_pass(&pass(&m, 3), &[(id(50), Answer::Yes)], t(NOW)), Err(MeetingError::UnknownParticipant(id(3))));
-        assert_eq!(m.decision(), Decision::Waiting { missing: 1 }, "an erased person is no longer awaited");
+        assert_eq!(
+            (erased.kind, erased.email.clone(), erased.name.as_str()),
+            (ParticipantKind::Erased, None, "Former participant")
+        );
+        assert!(
+            !m.erase_person(id(999), &email),
+            "erasing twice changes nothing"
+        );
+        assert_eq!(
+            m.vote_with_pass(&pass(&m, 3), &[(id(50), Answer::Yes)], t(NOW)),
+            Err(MeetingError::UnknownParticipant(id(3)))
+        );
+        assert_eq!(
+            m.decision(),
+            Decision::Waiting { missing: 1 },
+            "an erased person is no longer awaited"
+        );
     }
 
     #[test]
     fn snapshots_round_trip_and_are_checked() {
-        let mut m = poll(vec![participant(2, ParticipantKind::Email, Attendance::Required)]);
-        m.vote_with_pass(&pass(&m, 2), &[(id(50), Answer::Yes)], t(NOW)).unwrap();
+        let mut m = poll(vec![participant(
+            2,
+            ParticipantKind::Email,
+            Attendance::Required,
+        )]);
+        m.vote_with_pass(&pass(&m, 2), &[(id(50), Answer::Yes)], t(NOW))
+            .unwrap();
         let back = Meeting::restore(m.snapshot().clone()).unwrap();
         assert_eq!(back, m);
         let json = serde_json::to_string(m.snapshot()).unwrap();
@@ -1133,10 +1394,17 @@ mod tests {
         assert_eq!(Meeting::restore(parsed).unwrap(), m);
         let mut broken = m.snapshot().clone();
         broken.votes[0].proposal = id(404);
-        assert_eq!(Meeting::restore(broken), Err(MeetingError::UnknownProposal(id(404))));
+        assert_eq!(
+            Meeting::restore(broken),
+            Err(MeetingError::UnknownProposal(id(404)))
+        );
     }
 
     fn event() -> BookedEvent {
-        BookedEvent { provider: Provider::Google, event_id: "e1".into(), conference_url: None }
+        BookedEvent {
+            provider: Provider::Google,
+            event_id: "e1".into(),
+            conference_url: None,
+        }
     }
 }

@@ -86,8 +86,11 @@ impl OutboxPayload {
     /// them are to be dropped, and their name and email are taken out of messages to
     /// others (attendee lists, the organizer of a meeting).
     pub fn erase_person(&mut self, email: &EmailAddress) -> PayloadErasure {
-        let Self::Notify(n) = self else { return PayloadErasure::Untouched };
-        if &n.to().email == email {
+        let Self::Notify(n) = self else {
+            return PayloadErasure::Untouched;
+        };
+        let same = |e: &EmailAddress| e.as_str().eq_ignore_ascii_case(email.as_str());
+        if same(&n.to().email) {
             return PayloadErasure::Drop;
         }
         let mut changed = false;
@@ -96,12 +99,16 @@ impl OutboxPayload {
             | Notification::Rescheduling { meeting, .. }
             | Notification::NoCommonSlot { meeting, .. }
             | Notification::PollExpired { meeting, .. } => (Some(meeting), None),
-            Notification::Invitation { meeting, attendees, .. }
-            | Notification::Cancellation { meeting, attendees, .. } => (Some(meeting), Some(attendees)),
+            Notification::Invitation {
+                meeting, attendees, ..
+            }
+            | Notification::Cancellation {
+                meeting, attendees, ..
+            } => (Some(meeting), Some(attendees)),
             Notification::GrantRevoked { .. } => (None, None),
         };
         if let Some(m) = meeting
-            && m.organizer_email.as_ref() == Some(email)
+            && m.organizer_email.as_ref().is_some_and(same)
         {
             m.organizer_email = None;
             m.organizer_name = PersonName::erased();
@@ -109,10 +116,14 @@ impl OutboxPayload {
         }
         if let Some(list) = attendees {
             let before = list.len();
-            list.retain(|a| a.email.as_ref() != Some(email));
+            list.retain(|a| !a.email.as_ref().is_some_and(same));
             changed |= list.len() != before;
         }
-        if changed { PayloadErasure::Rewritten } else { PayloadErasure::Untouched }
+        if changed {
+            PayloadErasure::Rewritten
+        } else {
+            PayloadErasure::Untouched
+        }
     }
 }
 
@@ -450,14 +461,19 @@ impl RetryPolicy {
         let exp = attempts.saturating_sub(1).min(30);
         let raw = self.base.as_secs_f64() * f64::from(1u32 << exp);
         let capped = raw.min(self.cap.as_secs_f64());
-        let jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.5 };
+        let jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
         let mut delay = SignedDuration::from_secs_f64(capped * (0.5 + jitter / 2.0));
         if let Some(asked) = retry_after
             && asked > delay
         {
             delay = asked.min(self.cap);
         }
-        now.checked_add(delay).map_or(RetryDecision::Dead, RetryDecision::RetryAt)
+        now.checked_add(delay)
+            .map_or(RetryDecision::Dead, RetryDecision::RetryAt)
     }
 }
 
@@ -466,7 +482,10 @@ mod tests {
     use super::*;
 
     fn transient(retry_after: Option<SignedDuration>) -> DeliveryError {
-        DeliveryError::Transient { reason: "503".into(), retry_after }
+        DeliveryError::Transient {
+            reason: "503".into(),
+            retry_after,
+        }
     }
 
     #[test]
@@ -497,13 +516,23 @@ mod tests {
             organizer_email: Some(gone.clone()),
             organizer_zone: Zone::utc(),
         };
-        let recipient = |e: &EmailAddress| Recipient { participant: None, name: name("R"), email: e.clone(), zone: None };
-        let attendee = |e: &EmailAddress| Attendee { name: name("A"), email: Some(e.clone()), required: true };
+        let recipient = |e: &EmailAddress| Recipient {
+            participant: None,
+            name: name("R"),
+            email: e.clone(),
+            zone: None,
+        };
+        let attendee = |e: &EmailAddress| Attendee {
+            name: name("A"),
+            email: Some(e.clone()),
+            required: true,
+        };
         let invitation = |to: &EmailAddress| {
             OutboxPayload::Notify(Box::new(Notification::Invitation {
                 meeting: summary.clone(),
                 to: recipient(to),
-                slot: Interval::new(Timestamp::UNIX_EPOCH, Timestamp::from_second(60).unwrap()).unwrap(),
+                slot: Interval::new(Timestamp::UNIX_EPOCH, Timestamp::from_second(60).unwrap())
+                    .unwrap(),
                 uid: "u".into(),
                 sequence: 0,
                 attendees: vec![attendee(&gone), attendee(&email("kept@example.com"))],
@@ -514,7 +543,10 @@ mod tests {
         let mut other = invitation(&email("kept@example.com"));
         assert_eq!(other.erase_person(&gone), PayloadErasure::Rewritten);
         let text = serde_json::to_string(&other).unwrap();
-        assert!(!text.contains("gone@example.com") && !text.contains("Gone Person"), "{text}");
+        assert!(
+            !text.contains("gone@example.com") && !text.contains("Gone Person"),
+            "{text}"
+        );
         assert_eq!(other.erase_person(&gone), PayloadErasure::Untouched);
     }
 
@@ -522,9 +554,24 @@ mod tests {
     fn retry_after_is_honoured_and_permanent_errors_die() {
         let p = RetryPolicy::default();
         let now = Timestamp::UNIX_EPOCH;
-        let d = p.after_failure(1, &transient(Some(SignedDuration::from_secs(120))), 0.0, now);
-        assert_eq!(d, RetryDecision::RetryAt(now + SignedDuration::from_secs(120)));
-        let dead = p.after_failure(1, &DeliveryError::Permanent { reason: "400".into() }, 0.0, now);
+        let d = p.after_failure(
+            1,
+            &transient(Some(SignedDuration::from_secs(120))),
+            0.0,
+            now,
+        );
+        assert_eq!(
+            d,
+            RetryDecision::RetryAt(now + SignedDuration::from_secs(120))
+        );
+        let dead = p.after_failure(
+            1,
+            &DeliveryError::Permanent {
+                reason: "400".into(),
+            },
+            0.0,
+            now,
+        );
         assert_eq!(dead, RetryDecision::Dead);
     }
 }

@@ -22,7 +22,9 @@ use crate::consent::{Grant, Provider, ReadAccess, Scope, WriteAccess};
 use crate::email::EmailAddress;
 use crate::ids::{ApiTokenId, GrantId, MeetingId, MessageId, SessionId, TenantId, UserId};
 use crate::meeting::{BookedEvent, Meeting};
-use crate::outbox::{AnalyticsEvent, Attendee, DeliveryError, Notification, OutboxMessage, RetryDecision};
+use crate::outbox::{
+    AnalyticsEvent, Attendee, DeliveryError, Notification, OutboxMessage, RetryDecision,
+};
 use crate::people::{PersonName, User};
 use crate::tenant::{Tenant, TenantKey};
 use crate::time::{Interval, SignedDuration, Timestamp, Zone};
@@ -115,14 +117,26 @@ pub trait UserStore: Send + Sync {
     /// One user. MUST return `NotFound` when absent or of another tenant.
     async fn user(&self, tenant: TenantId, id: UserId) -> Result<User, StoreError>;
     /// The user with this email in the tenant (emails compare case-insensitively).
-    async fn user_by_email(&self, tenant: TenantId, email: &EmailAddress) -> Result<Option<User>, StoreError>;
+    async fn user_by_email(
+        &self,
+        tenant: TenantId,
+        email: &EmailAddress,
+    ) -> Result<Option<User>, StoreError>;
     /// Users with these emails in the tenant, in one round trip (unknown emails are
     /// skipped).
-    async fn users_by_emails(&self, tenant: TenantId, emails: &[EmailAddress]) -> Result<Vec<User>, StoreError>;
+    async fn users_by_emails(
+        &self,
+        tenant: TenantId,
+        emails: &[EmailAddress],
+    ) -> Result<Vec<User>, StoreError>;
     /// Users with these ids in the tenant, in one round trip (unknown ids are skipped).
     async fn users(&self, tenant: TenantId, ids: &[UserId]) -> Result<Vec<User>, StoreError>;
     /// Users of a tenant ordered by id.
-    async fn list_users(&self, tenant: TenantId, page: Page<UserId>) -> Result<Vec<User>, StoreError>;
+    async fn list_users(
+        &self,
+        tenant: TenantId,
+        page: Page<UserId>,
+    ) -> Result<Vec<User>, StoreError>;
     /// Saves changes to a user (name, zone, working hours, buffers, email). MUST return
     /// `NotFound` when absent or of another tenant, `Duplicate` when the new email is taken.
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
@@ -133,18 +147,28 @@ pub trait UserStore: Send + Sync {
 pub trait GrantStore: Send + Sync {
     /// Inserts or replaces a grant (by id), and enqueues `outbox` in the same
     /// transaction. MUST return `Duplicate` when another grant of the same user, provider
-    /// and account exists.
+    /// and account exists (erased grants, whose account is cleared, never collide).
     async fn save_grant(&self, grant: &Grant, outbox: &[OutboxMessage]) -> Result<(), StoreError>;
     /// One grant. MUST return `NotFound` when absent or of another tenant.
     async fn grant(&self, tenant: TenantId, id: GrantId) -> Result<Grant, StoreError>;
     /// Every grant of these users, whatever their state, in one round trip.
-    async fn grants_of(&self, tenant: TenantId, users: &[UserId]) -> Result<Vec<Grant>, StoreError>;
+    async fn grants_of(&self, tenant: TenantId, users: &[UserId])
+    -> Result<Vec<Grant>, StoreError>;
     /// Stores credentials for a grant, replacing earlier ones. Implementations MUST keep
     /// tokens encrypted at rest and never log them.
-    async fn put_credentials(&self, tenant: TenantId, grant: GrantId, credentials: &Credentials) -> Result<(), StoreError>;
+    async fn put_credentials(
+        &self,
+        tenant: TenantId,
+        grant: GrantId,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError>;
     /// The grant's credentials, if any. MUST return `Corrupt` (not garbage) when they
     /// cannot be decrypted.
-    async fn credentials(&self, tenant: TenantId, grant: GrantId) -> Result<Option<Credentials>, StoreError>;
+    async fn credentials(
+        &self,
+        tenant: TenantId,
+        grant: GrantId,
+    ) -> Result<Option<Credentials>, StoreError>;
     /// Forgets a grant's credentials. Deleting absent credentials is not an error.
     async fn delete_credentials(&self, tenant: TenantId, grant: GrantId) -> Result<(), StoreError>;
 }
@@ -154,21 +178,43 @@ pub trait GrantStore: Send + Sync {
 pub trait MeetingStore: Send + Sync {
     /// Saves a new meeting and enqueues `outbox`, atomically. MUST return `Duplicate`
     /// when the id is taken and `UnknownTenant` when the tenant does not exist.
-    async fn insert_meeting(&self, meeting: &Meeting, outbox: &[OutboxMessage]) -> Result<(), StoreError>;
+    async fn insert_meeting(
+        &self,
+        meeting: &Meeting,
+        outbox: &[OutboxMessage],
+    ) -> Result<(), StoreError>;
     /// One meeting. MUST return `NotFound` when absent or of another tenant.
     async fn meeting(&self, tenant: TenantId, id: MeetingId) -> Result<Meeting, StoreError>;
     /// Saves a changed meeting and enqueues `outbox`, atomically, only if the stored
     /// version equals `meeting.version()`; the stored version becomes one more. MUST
     /// return `Conflict` (changing nothing, enqueuing nothing) when the versions differ,
     /// and `NotFound` when absent or of another tenant.
-    async fn update_meeting(&self, meeting: &Meeting, outbox: &[OutboxMessage]) -> Result<(), StoreError>;
+    async fn update_meeting(
+        &self,
+        meeting: &Meeting,
+        outbox: &[OutboxMessage],
+    ) -> Result<(), StoreError>;
     /// Meetings organised by a user, newest first (by id, which is time-ordered).
-    async fn meetings_organized_by(&self, tenant: TenantId, user: UserId, page: Page<MeetingId>) -> Result<Vec<Meeting>, StoreError>;
+    async fn meetings_organized_by(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        page: Page<MeetingId>,
+    ) -> Result<Vec<Meeting>, StoreError>;
     /// Meetings in which a user takes part as a connected participant (organised ones
     /// included).
-    async fn meetings_with_user(&self, tenant: TenantId, user: UserId) -> Result<Vec<Meeting>, StoreError>;
+    async fn meetings_with_user(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<Vec<Meeting>, StoreError>;
     /// Polls of the tenant whose deadline is at or before `now`, at most `limit`.
-    async fn polls_due(&self, tenant: TenantId, now: Timestamp, limit: u32) -> Result<Vec<MeetingId>, StoreError>;
+    async fn polls_due(
+        &self,
+        tenant: TenantId,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<MeetingId>, StoreError>;
 }
 
 /// Erasure of a person: the one operation that spans tenants, because a person may be an
@@ -177,10 +223,15 @@ pub trait MeetingStore: Send + Sync {
 pub trait ErasureStore: Send + Sync {
     /// Every meeting, of any tenant, that the user (of `tenant`) organised or takes part
     /// in, or in which `email` is a participant.
-    async fn meetings_involving(&self, tenant: TenantId, user: UserId, email: &EmailAddress) -> Result<Vec<Meeting>, StoreError>;
+    async fn meetings_involving(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        email: &EmailAddress,
+    ) -> Result<Vec<Meeting>, StoreError>;
     /// Erases a user in one transaction. MUST: save `changed` meetings (as
-    /// [`MeetingStore::update_meeting`] does, `Conflict` on a version mismatch and then
-    /// change nothing), delete the meetings in `deleted`, delete the user and their
+    /// [`MeetingStore::update_meeting`] does; `Conflict`, changing nothing, when one's
+    /// version differs or it no longer exists, so the caller retries on fresh state), delete the meetings in `deleted`, delete the user and their
     /// credentials, sessions and API tokens, save `grants` (already erased), apply
     /// [`OutboxPayload::erase_person`](crate::outbox::OutboxPayload::erase_person) to every
     /// undelivered outbox message (dropping those addressed to `email`, rewriting those
@@ -214,25 +265,52 @@ pub trait SessionStore: Send + Sync {
     /// Saves a session.
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
     /// The session with this secret hash in the tenant.
-    async fn session(&self, tenant: TenantId, hash: &TokenHash) -> Result<Option<Session>, StoreError>;
+    async fn session(
+        &self,
+        tenant: TenantId,
+        hash: &TokenHash,
+    ) -> Result<Option<Session>, StoreError>;
     /// Records activity on a session.
-    async fn touch_session(&self, tenant: TenantId, id: SessionId, now: Timestamp) -> Result<(), StoreError>;
+    async fn touch_session(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
     /// Ends a session (absent is not an error).
     async fn delete_session(&self, tenant: TenantId, id: SessionId) -> Result<(), StoreError>;
     /// Ends every session of a user.
     async fn delete_sessions_of(&self, tenant: TenantId, user: UserId) -> Result<(), StoreError>;
     /// Housekeeping across tenants: deletes sessions last seen before `idle_before` or
     /// created before `created_before`; returns how many.
-    async fn purge_sessions(&self, idle_before: Timestamp, created_before: Timestamp) -> Result<u64, StoreError>;
+    async fn purge_sessions(
+        &self,
+        idle_before: Timestamp,
+        created_before: Timestamp,
+    ) -> Result<u64, StoreError>;
     /// Saves an API token.
     async fn insert_api_token(&self, token: &ApiToken) -> Result<(), StoreError>;
     /// The token with this secret hash in the tenant (revoked ones included).
-    async fn api_token(&self, tenant: TenantId, hash: &TokenHash) -> Result<Option<ApiToken>, StoreError>;
+    async fn api_token(
+        &self,
+        tenant: TenantId,
+        hash: &TokenHash,
+    ) -> Result<Option<ApiToken>, StoreError>;
     /// A user's tokens, newest first.
-    async fn api_tokens_of(&self, tenant: TenantId, user: UserId) -> Result<Vec<ApiToken>, StoreError>;
+    async fn api_tokens_of(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<Vec<ApiToken>, StoreError>;
     /// Revokes one of the user's tokens. MUST return `NotFound` when the token is not
     /// theirs.
-    async fn revoke_api_token(&self, tenant: TenantId, user: UserId, id: ApiTokenId, now: Timestamp) -> Result<(), StoreError>;
+    async fn revoke_api_token(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        id: ApiTokenId,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
 }
 
 /// The append-only audit log.
@@ -241,7 +319,12 @@ pub trait AuditLog: Send + Sync {
     /// Appends rows, in one round trip. There is no way to change or delete rows.
     async fn append(&self, entries: &[AuditEntry]) -> Result<(), StoreError>;
     /// Rows of the tenant at or after `since`, oldest first, at most `limit`.
-    async fn entries(&self, tenant: TenantId, since: Timestamp, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    async fn entries(
+        &self,
+        tenant: TenantId,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// A message handed to a worker.
@@ -266,12 +349,28 @@ pub trait OutboxStore: Send + Sync {
     /// Across tenants: claims up to `limit` messages due at `now` (new, retry time
     /// reached, or claim lapsed), oldest first, for `lease`. MUST NOT hand one message to
     /// two workers while its claim holds.
-    async fn claim(&self, now: Timestamp, lease: SignedDuration, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError>;
+    async fn claim(
+        &self,
+        now: Timestamp,
+        lease: SignedDuration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedMessage>, StoreError>;
     /// The message was delivered: it is never handed out again, and its payload (which
     /// holds names and addresses) MUST be discarded.
-    async fn complete(&self, tenant: TenantId, id: MessageId, now: Timestamp) -> Result<(), StoreError>;
+    async fn complete(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
     /// The attempt failed: retry at the decided time, or keep the message as dead.
-    async fn fail(&self, tenant: TenantId, id: MessageId, error: &str, decision: RetryDecision) -> Result<(), StoreError>;
+    async fn fail(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        error: &str,
+        decision: RetryDecision,
+    ) -> Result<(), StoreError>;
     /// Counts by state, for operators.
     async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
 }
@@ -291,12 +390,26 @@ pub struct OutboxCounts {
 
 /// Every store role, for adapters that implement them all.
 pub trait Store:
-    TenantStore + UserStore + GrantStore + MeetingStore + ErasureStore + SessionStore + AuditLog + OutboxStore
+    TenantStore
+    + UserStore
+    + GrantStore
+    + MeetingStore
+    + ErasureStore
+    + SessionStore
+    + AuditLog
+    + OutboxStore
 {
 }
 
 impl<T> Store for T where
-    T: TenantStore + UserStore + GrantStore + MeetingStore + ErasureStore + SessionStore + AuditLog + OutboxStore
+    T: TenantStore
+        + UserStore
+        + GrantStore
+        + MeetingStore
+        + ErasureStore
+        + SessionStore
+        + AuditLog
+        + OutboxStore
 {
 }
 
@@ -373,9 +486,17 @@ pub trait CalendarProvider: Send + Sync {
     async fn free_busy(&self, calendars: &[ReadAccess], window: Interval) -> Vec<CalendarBusy>;
     /// Creates (or moves, when `event.existing` is set) the event. MUST be idempotent per
     /// `event.request_id`.
-    async fn book_event(&self, calendar: &WriteAccess, event: &EventRequest) -> Result<BookedEvent, CalendarError>;
+    async fn book_event(
+        &self,
+        calendar: &WriteAccess,
+        event: &EventRequest,
+    ) -> Result<BookedEvent, CalendarError>;
     /// Cancels an event. An event already gone MUST count as cancelled.
-    async fn cancel_event(&self, calendar: &WriteAccess, event_id: &str) -> Result<(), CalendarError>;
+    async fn cancel_event(
+        &self,
+        calendar: &WriteAccess,
+        event_id: &str,
+    ) -> Result<(), CalendarError>;
 }
 
 // ---------------------------------------------------------------- identity
@@ -451,7 +572,12 @@ pub trait IdentityProvider: Send + Sync {
     fn authorization_url(&self, request: &AuthorizationRequest) -> String;
     /// Exchanges an authorization code (with the PKCE verifier) for an identity and
     /// tokens. MUST refuse a response issued for another provider or client.
-    async fn exchange_code(&self, code: &str, pkce_verifier: &SecretString, nonce: &str) -> Result<SignIn, IdentityError>;
+    async fn exchange_code(
+        &self,
+        code: &str,
+        pkce_verifier: &SecretString,
+        nonce: &str,
+    ) -> Result<SignIn, IdentityError>;
     /// A fresh access token. When the provider rotates refresh tokens, the returned
     /// credentials carry the new one and the caller MUST store it. MUST return
     /// `ConsentRevoked` on `invalid_grant`.
@@ -503,7 +629,12 @@ impl fmt::Debug for OutgoingEmail {
 /// Turns a [`Notification`] into an email (templates, guest links).
 pub trait EmailComposer: Send + Sync {
     /// Renders one notification.
-    fn compose(&self, message: MessageId, tenant: TenantId, notification: &Notification) -> Result<OutgoingEmail, DeliveryError>;
+    fn compose(
+        &self,
+        message: MessageId,
+        tenant: TenantId,
+        notification: &Notification,
+    ) -> Result<OutgoingEmail, DeliveryError>;
 }
 
 /// Sends transactional email.
@@ -519,7 +650,10 @@ pub trait Mailer: Send + Sync {
 pub trait Analytics: Send + Sync {
     /// Records events, each with its outbox message id as the de-duplication key. MUST
     /// return one result per event, in order.
-    async fn record(&self, events: &[(MessageId, AnalyticsEvent)]) -> Vec<Result<(), DeliveryError>>;
+    async fn record(
+        &self,
+        events: &[(MessageId, AnalyticsEvent)],
+    ) -> Vec<Result<(), DeliveryError>>;
 }
 
 /// Calendar providers by kind, as the use cases need them.
@@ -545,7 +679,9 @@ impl Calendars {
 
 impl fmt::Debug for Calendars {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|p| p.provider())).finish()
+        f.debug_list()
+            .entries(self.0.iter().map(|p| p.provider()))
+            .finish()
     }
 }
 
@@ -572,6 +708,8 @@ impl Identities {
 
 impl fmt::Debug for Identities {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|p| p.provider())).finish()
+        f.debug_list()
+            .entries(self.0.iter().map(|p| p.provider()))
+            .finish()
     }
 }

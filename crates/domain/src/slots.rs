@@ -7,7 +7,9 @@
 //! - it lies inside the query's window and `s >= earliest_start`;
 //! - `s` is on the grid: the organizer's local wall clock at `s` reads a whole multiple of
 //!   the granularity (minutes and seconds; sub-second part zero), so +05:30 or +05:45
-//!   zones get :00/:15/:30/:45 local starts, not UTC-aligned ones;
+//!   zones get :00/:15/:30/:45 local starts, not UTC-aligned ones. Only real instants
+//!   are on the grid: a local time skipped by a DST gap never is, and in a fold both
+//!   occurrences of a local time are (they are different instants);
 //! - for every required participant, no busy interval overlaps
 //!   `[s - buffer_before, s + duration + buffer_after)`, and, if they have working hours,
 //!   the slot lies inside one of their working intervals ([`WeeklyHours::expand`]; a
@@ -33,6 +35,7 @@
 //! proposals over the organizer's local days.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use jiff::tz::TimeZone;
 
@@ -184,9 +187,33 @@ impl Scored {
     }
 }
 
+/// FNV-1a: the cache's keys are small and not attacker-chosen in any way that matters
+/// (a collision costs a comparison), and SipHash showed up in profiles.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
 /// Expanded working intervals per distinct (zone, hours), computed once per call.
 struct HoursCache<'q> {
-    index: HashMap<(&'q str, &'q WeeklyHours), usize>,
+    index: HashMap<(&'q str, &'q WeeklyHours), usize, BuildHasherDefault<Fnv>>,
     lists: Vec<Vec<Interval>>,
     span: Interval,
 }
@@ -223,7 +250,7 @@ impl Engine {
         let span = Interval::new_unchecked(lo, hi);
 
         let mut cache = HoursCache {
-            index: HashMap::new(),
+            index: HashMap::default(),
             lists: Vec::new(),
             span,
         };
@@ -256,12 +283,12 @@ impl Engine {
         let mut starts = Vec::new();
         let mut days = Vec::new();
         let mut cursor = lo;
-        for gap_end in blocked
+        // Each blocked interval (and a sentinel at `hi`) closes the gap that `cursor` opened.
+        for (b_start, b_end) in blocked
             .iter()
             .map(|b| (b.start(), b.end()))
             .chain(std::iter::once((hi, hi)))
         {
-            let (b_start, b_end) = gap_end;
             if b_start > cursor {
                 let last = saturating_sub(b_start.min(hi), duration);
                 grid.starts_between(cursor, last, &mut starts, &mut days);
@@ -273,7 +300,10 @@ impl Engine {
         }
 
         let n = starts.len();
-        let ends: Vec<Timestamp> = starts.iter().map(|&s| saturating_add(s, duration)).collect();
+        let ends: Vec<Timestamp> = starts
+            .iter()
+            .map(|&s| saturating_add(s, duration))
+            .collect();
         let mut scored = Scored {
             starts,
             ends,
@@ -539,9 +569,9 @@ fn select_spread(scored: &Scored, limit: usize) -> Vec<usize> {
             while cursors[g] < group.len() {
                 let i = group[cursors[g]];
                 cursors[g] += 1;
-                let clash = per_day[g].iter().any(|&p| {
-                    scored.starts[p] < scored.end(i) && scored.starts[i] < scored.end(p)
-                });
+                let clash = per_day[g]
+                    .iter()
+                    .any(|&p| scored.starts[p] < scored.end(i) && scored.starts[i] < scored.end(p));
                 if !clash {
                     taken[i] = true;
                     per_day[g].push(i);

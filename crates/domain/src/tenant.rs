@@ -81,10 +81,18 @@ mod tests {
     #[test]
     fn key_round_trips() {
         for key in [
-            TenantKey::GoogleWorkspace { domain: "example.com".into() },
-            TenantKey::Microsoft { tid: "9188040d-6c67-4c5b-b112-36a304b66dad".into() },
-            TenantKey::Personal { subject: "google:42".into() },
-            TenantKey::Local { slug: "demo".into() },
+            TenantKey::GoogleWorkspace {
+                domain: "example.com".into(),
+            },
+            TenantKey::Microsoft {
+                tid: "9188040d-6c67-4c5b-b112-36a304b66dad".into(),
+            },
+            TenantKey::Personal {
+                subject: "google:42".into(),
+            },
+            TenantKey::Local {
+                slug: "demo".into(),
+            },
         ] {
             assert_eq!(TenantKey::from_key(&key.as_key()), Some(key));
         }

@@ -730,7 +730,8 @@ impl WeeklyHours {
     }
 }
 
-/// The instant of `day` at local `time` in `tz`, per the rule of [`WeeklyHours::expand`].
+/// The instant of local `dt` in `tz` per the rule of [`WeeklyHours::expand`]: in a gap,
+/// moved forward by the gap; in a fold, the later instant if `later`, else the earlier.
 fn resolve(tz: &TimeZone, dt: DateTime, later: bool) -> Option<Timestamp> {
     let amb = tz.to_ambiguous_timestamp(dt);
     let ts = match amb.offset() {
@@ -885,10 +886,22 @@ mod tests {
 
     #[test]
     fn local_range_round_trips() {
-        for s in ["09:00-17:30", "18:00-24:00", "00:00-24:00", "09:00:30-10:00"] {
+        for s in [
+            "09:00-17:30",
+            "18:00-24:00",
+            "00:00-24:00",
+            "09:00:30-10:00",
+        ] {
             assert_eq!(LocalRange::parse(s).unwrap().to_string(), s);
         }
-        for s in ["17:00-09:00", "09:00-09:00", "24:00-24:00", "9-17", "09:00-00:00", "25:00-26:00"] {
+        for s in [
+            "17:00-09:00",
+            "09:00-09:00",
+            "24:00-24:00",
+            "9-17",
+            "09:00-00:00",
+            "25:00-26:00",
+        ] {
             assert!(LocalRange::parse(s).is_err(), "{s}");
         }
     }
@@ -901,8 +914,14 @@ mod tests {
         assert_eq!(h.ranges(Weekday::Monday)[0].to_string(), "09:00-12:00");
         assert!(h.ranges(Weekday::Tuesday).is_empty());
         let back = serde_json::to_string(&h).unwrap();
-        assert_eq!(back, r#"{"mon":["09:00-12:00","13:00-17:30"],"sun":["18:00-24:00"]}"#);
-        assert!(serde_json::from_str::<WeeklyHours>(r#"{"mon":["09:00-12:00","11:00-13:00"]}"#).is_err());
+        assert_eq!(
+            back,
+            r#"{"mon":["09:00-12:00","13:00-17:30"],"sun":["18:00-24:00"]}"#
+        );
+        assert!(
+            serde_json::from_str::<WeeklyHours>(r#"{"mon":["09:00-12:00","11:00-13:00"]}"#)
+                .is_err()
+        );
         assert!(serde_json::from_str::<WeeklyHours>(r#"{"xyz":[]}"#).is_err());
     }
 
@@ -910,7 +929,10 @@ mod tests {
     fn interval_serde_validates() {
         let i = Interval::new(ts("2024-01-01T09:00:00Z"), ts("2024-01-01T10:00:00Z")).unwrap();
         let j = serde_json::to_string(&i).unwrap();
-        assert_eq!(j, r#"{"start":"2024-01-01T09:00:00Z","end":"2024-01-01T10:00:00Z"}"#);
+        assert_eq!(
+            j,
+            r#"{"start":"2024-01-01T09:00:00Z","end":"2024-01-01T10:00:00Z"}"#
+        );
         assert_eq!(serde_json::from_str::<Interval>(&j).unwrap(), i);
         assert!(
             serde_json::from_str::<Interval>(
@@ -932,11 +954,18 @@ mod tests {
     #[test]
     fn subtract_and_merge() {
         let iv = |a: &str, b: &str| {
-            Interval::new(ts(&format!("2024-01-01T{a}:00Z")), ts(&format!("2024-01-01T{b}:00Z")))
-                .unwrap()
+            Interval::new(
+                ts(&format!("2024-01-01T{a}:00Z")),
+                ts(&format!("2024-01-01T{b}:00Z")),
+            )
+            .unwrap()
         };
         assert_eq!(
-            merge([iv("10:00", "11:00"), iv("09:00", "10:00"), iv("12:00", "13:00")]),
+            merge([
+                iv("10:00", "11:00"),
+                iv("09:00", "10:00"),
+                iv("12:00", "13:00")
+            ]),
             vec![iv("09:00", "11:00"), iv("12:00", "13:00")]
         );
         assert_eq!(
@@ -946,7 +975,11 @@ mod tests {
         assert_eq!(
             subtract_all(
                 &[iv("09:00", "12:00"), iv("13:00", "17:00")],
-                &[iv("11:00", "14:00"), iv("08:00", "09:30"), iv("16:00", "18:00")]
+                &[
+                    iv("11:00", "14:00"),
+                    iv("08:00", "09:30"),
+                    iv("16:00", "18:00")
+                ]
             ),
             vec![iv("09:30", "11:00"), iv("14:00", "16:00")]
         );

@@ -5,7 +5,7 @@
 use convene_domain::slots::{Availability, Candidate, SlotQuery, feasible_slots, find_slots};
 use convene_domain::time::{
     Date, Granularity, Interval, LocalEnd, LocalRange, MeetingLength, SignedDuration, Time,
-    Timestamp, WeeklyHours, Weekday, Zone,
+    Timestamp, Weekday, WeeklyHours, Zone,
 };
 use jiff::tz::AmbiguousOffset;
 
@@ -240,7 +240,12 @@ mod oracle {
             if !self.on_grid(slot.start()) {
                 return Some("off the organizer's grid".into());
             }
-            for (i, p) in q.participants.iter().enumerate().filter(|(_, p)| p.required) {
+            for (i, p) in q
+                .participants
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.required)
+            {
                 if !Self::free(p, slot) {
                     return Some(format!("required participant {i} busy"));
                 }
@@ -335,32 +340,30 @@ mod strategies {
 
     /// Up to three ranges on quarter hours, sorted, not overlapping (some touching).
     fn day() -> impl Strategy<Value = Vec<LocalRange>> {
-        (prop::collection::btree_set(0u32..=96, 0..=6), any::<bool>()).prop_map(
-            |(marks, touch)| {
-                let marks: Vec<u32> = marks.into_iter().map(|m| m * 15).collect();
-                let mut out = Vec::new();
-                for (k, pair) in marks.chunks_exact(2).enumerate() {
-                    // Sometimes start where the previous range ended.
-                    let start = match (touch, out.last()) {
-                        (true, Some(&(_, prev_end))) if k > 0 => prev_end,
-                        _ => pair[0],
+        (prop::collection::btree_set(0u32..=96, 0..=6), any::<bool>()).prop_map(|(marks, touch)| {
+            let marks: Vec<u32> = marks.into_iter().map(|m| m * 15).collect();
+            let mut out = Vec::new();
+            for (k, pair) in marks.chunks_exact(2).enumerate() {
+                // Sometimes start where the previous range ended.
+                let start = match (touch, out.last()) {
+                    (true, Some(&(_, prev_end))) if k > 0 => prev_end,
+                    _ => pair[0],
+                };
+                out.push((start, pair[1]));
+            }
+            out.into_iter()
+                .filter(|(s, e)| s < e)
+                .map(|(s, e)| {
+                    let LocalEnd::At(start) = local(s) else {
+                        unreachable!("starts are before 24:00")
                     };
-                    out.push((start, pair[1]));
-                }
-                out.into_iter()
-                    .filter(|(s, e)| s < e)
-                    .map(|(s, e)| {
-                        let LocalEnd::At(start) = local(s) else {
-                            unreachable!("starts are before 24:00")
-                        };
-                        match local(e) {
-                            LocalEnd::At(end) => LocalRange::new(start, end).unwrap(),
-                            LocalEnd::Midnight => LocalRange::until_midnight(start),
-                        }
-                    })
-                    .collect()
-            },
-        )
+                    match local(e) {
+                        LocalEnd::At(end) => LocalRange::new(start, end).unwrap(),
+                        LocalEnd::Midnight => LocalRange::until_midnight(start),
+                    }
+                })
+                .collect()
+        })
     }
 
     pub(crate) fn weekly() -> impl Strategy<Value = WeeklyHours> {
@@ -394,8 +397,8 @@ mod strategies {
             prop::sample::select(&[0i64, 0, 5, 10, 15][..]),
             prop::sample::select(&[0i64, 0, 5, 10, 15][..]),
         )
-            .prop_map(move |(required, zone, working_hours, busy, before, after)| {
-                Availability {
+            .prop_map(
+                move |(required, zone, working_hours, busy, before, after)| Availability {
                     required,
                     zone,
                     working_hours,
@@ -411,8 +414,8 @@ mod strategies {
                         .collect(),
                     buffer_before: mins(before),
                     buffer_after: mins(after),
-                }
-            })
+                },
+            )
     }
 
     /// A query over a window of up to `max_days` days near a DST change.
@@ -430,28 +433,32 @@ mod strategies {
             -720i64..=1440,
             0usize..=8,
         )
-            .prop_flat_map(move |(base, offset, len, org, step, minutes, early, limit)| {
-                let start = ts(BASES[base]).checked_add(mins(offset)).unwrap();
-                let window = Interval::starting_at(start, mins(len)).unwrap();
-                (
-                    Just(window),
-                    Just(org),
-                    Just(step),
-                    Just(minutes),
-                    Just(early),
-                    Just(limit),
-                    prop::collection::vec(participant(window), 0..=max_people),
-                )
-            })
-            .prop_map(|(window, org, step, minutes, early, limit, participants)| SlotQuery {
-                window,
-                duration: MeetingLength::from_minutes(minutes).unwrap(),
-                granularity: Granularity::from_minutes(step).unwrap(),
-                organizer_zone: org,
-                earliest_start: window.start().checked_add(mins(early)).unwrap(),
-                participants,
-                limit,
-            })
+            .prop_flat_map(
+                move |(base, offset, len, org, step, minutes, early, limit)| {
+                    let start = ts(BASES[base]).checked_add(mins(offset)).unwrap();
+                    let window = Interval::starting_at(start, mins(len)).unwrap();
+                    (
+                        Just(window),
+                        Just(org),
+                        Just(step),
+                        Just(minutes),
+                        Just(early),
+                        Just(limit),
+                        prop::collection::vec(participant(window), 0..=max_people),
+                    )
+                },
+            )
+            .prop_map(
+                |(window, org, step, minutes, early, limit, participants)| SlotQuery {
+                    window,
+                    duration: MeetingLength::from_minutes(minutes).unwrap(),
+                    granularity: Granularity::from_minutes(step).unwrap(),
+                    organizer_zone: org,
+                    earliest_start: window.start().checked_add(mins(early)).unwrap(),
+                    participants,
+                    limit,
+                },
+            )
     }
 }
 
@@ -462,7 +469,9 @@ mod properties {
     use std::collections::BTreeSet;
 
     fn local_days(q: &SlotQuery, c: &[Candidate]) -> BTreeSet<Date> {
-        c.iter().map(|c| c.slot.local_date(&q.organizer_zone)).collect()
+        c.iter()
+            .map(|c| c.slot.local_date(&q.organizer_zone))
+            .collect()
     }
 
     /// Fisher–Yates with a tiny xorshift: a deterministic shuffle from a seed.
@@ -597,6 +606,46 @@ mod properties {
             }
         }
 
+        /// Two participants hours apart with the same hours: the proposals are as deep in
+        /// both days as the overlap allows, so neither always gets the edge of their day.
+        #[test]
+        fn symmetric_participants_share_the_edges(
+            pair in prop::sample::select(&[
+                ("Europe/Paris", "America/New_York"),
+                ("UTC", "Asia/Dhaka"),
+                ("Asia/Kolkata", "Europe/London"),
+                ("Australia/Sydney", "Asia/Kathmandu"),
+            ][..]),
+            hours in prop::sample::select(&["09:00-17:00", "08:00-18:00", "08:30-17:30"][..]),
+            week in 0i64..52,
+            minutes in prop::sample::select(&[30i64, 45, 60][..]),
+            limit in 2usize..8,
+        ) {
+            let start = ts("2024-01-01T00:00:00Z")
+                .checked_add(SignedDuration::from_hours(24 * 7 * week))
+                .unwrap();
+            let window = Interval::starting_at(start, SignedDuration::from_hours(24 * 7)).unwrap();
+            let mut q = query(window, minutes, 15, pair.0);
+            q.limit = limit;
+            q.participants = vec![
+                person(pair.0, Some(every_day(hours)), vec![]),
+                person(pair.1, Some(every_day(hours)), vec![]),
+            ];
+            let best = feasible_slots(&q).iter().map(|c| c.comfort).fold(0.0, f64::max);
+            let proposals = find_slots(&q);
+            prop_assume!(best > 0.0 && !proposals.is_empty());
+            let at_edge = |z: &str, c: &Candidate| {
+                let start = zone(z).to_zoned(c.slot.start()).time();
+                let end = zone(z).to_zoned(c.slot.end()).time();
+                let r = range(hours);
+                start == r.start() || LocalEnd::At(end) == r.end()
+            };
+            prop_assert!(!proposals.iter().all(|c| at_edge(pair.0, c)));
+            prop_assert!(!proposals.iter().all(|c| at_edge(pair.1, c)));
+            // The first proposal is as comfortable as any slot of the week.
+            prop_assert_eq!(proposals[0].comfort, best);
+        }
+
         /// "Always" has no hole and no overlap around DST changes: one interval.
         #[test]
         fn always_expands_to_one_interval(z in strategies::zone(), q in strategies::query(3, 0)) {
@@ -673,10 +722,19 @@ mod examples {
             30,
             "America/New_York",
         );
-        q.participants = vec![person("America/New_York", Some(weekdays("09:00-10:00")), vec![])];
+        q.participants = vec![person(
+            "America/New_York",
+            Some(weekdays("09:00-10:00")),
+            vec![],
+        )];
         assert_eq!(
             starts(&feasible_slots(&q)),
-            ["2024-03-07T14:00:00Z", "2024-03-08T14:00:00Z", "2024-03-11T13:00:00Z"].map(ts)
+            [
+                "2024-03-07T14:00:00Z",
+                "2024-03-08T14:00:00Z",
+                "2024-03-11T13:00:00Z"
+            ]
+            .map(ts)
         );
     }
 
@@ -692,7 +750,11 @@ mod examples {
         ] {
             let z = zone(z);
             let d: Date = date.parse().unwrap();
-            let noon = d.at(12, 0, 0, 0).to_zoned(z.tz().clone()).unwrap().timestamp();
+            let noon = d
+                .at(12, 0, 0, 0)
+                .to_zoned(z.tz().clone())
+                .unwrap()
+                .timestamp();
             let window = Interval::starting_at(noon, mins(1)).unwrap();
             let work = every_day("09:00-17:00").expand(&z, window);
             assert_eq!(work.len(), 1, "{date}");
@@ -700,7 +762,11 @@ mod examples {
             let whole = WeeklyHours::new([(d.weekday(), LocalRange::whole_day())])
                 .unwrap()
                 .expand(&z, window);
-            assert_eq!(whole[0].duration(), SignedDuration::from_hours(day_hours), "{date}");
+            assert_eq!(
+                whole[0].duration(),
+                SignedDuration::from_hours(day_hours),
+                "{date}"
+            );
         }
     }
 
@@ -710,7 +776,11 @@ mod examples {
     fn kolkata_half_hour_offset() {
         let window = iv("2024-06-03T00:00:00Z", "2024-06-04T00:00:00Z");
         let mut q = query(window, 60, 60, "Asia/Kolkata");
-        q.participants = vec![person("Asia/Kolkata", Some(WeeklyHours::standard()), vec![])];
+        q.participants = vec![person(
+            "Asia/Kolkata",
+            Some(WeeklyHours::standard()),
+            vec![],
+        )];
         let local = starts(&feasible_slots(&q));
         assert_eq!(local.len(), 8);
         assert_eq!(local[0], ts("2024-06-03T03:30:00Z"));
@@ -729,10 +799,17 @@ mod examples {
     fn forty_five_minute_offsets() {
         let window = iv("2024-06-03T00:00:00Z", "2024-06-04T00:00:00Z");
         let mut q = query(window, 60, 30, "Asia/Kathmandu");
-        q.participants = vec![person("Asia/Kathmandu", Some(WeeklyHours::standard()), vec![])];
+        q.participants = vec![person(
+            "Asia/Kathmandu",
+            Some(WeeklyHours::standard()),
+            vec![],
+        )];
         let found = feasible_slots(&q);
         assert_eq!(found[0].slot.start(), ts("2024-06-03T03:15:00Z"));
-        assert_eq!(found.last().unwrap().slot.start(), ts("2024-06-03T10:15:00Z"));
+        assert_eq!(
+            found.last().unwrap().slot.start(),
+            ts("2024-06-03T10:15:00Z")
+        );
         for c in &found {
             assert!([0, 30].contains(&zone("Asia/Kathmandu").to_zoned(c.slot.start()).minute()));
         }
@@ -741,7 +818,11 @@ mod examples {
         q.participants = vec![person("UTC", None, vec![])];
         let found = feasible_slots(&q);
         assert_eq!(found.len(), 24);
-        assert!(found.iter().all(|c| c.slot.start().to_zoned(jiff::tz::TimeZone::UTC).minute() == 15));
+        assert!(
+            found
+                .iter()
+                .all(|c| c.slot.start().to_zoned(jiff::tz::TimeZone::UTC).minute() == 15)
+        );
     }
 
     /// Lord Howe moves its clocks by 30 minutes: 09:00 there is 22:00Z the day before
@@ -749,7 +830,12 @@ mod examples {
     #[test]
     fn lord_howe_half_hour_dst() {
         let z = "Australia/Lord_Howe";
-        let mut q = query(iv("2024-04-05T00:00:00Z", "2024-04-09T00:00:00Z"), 60, 30, z);
+        let mut q = query(
+            iv("2024-04-05T00:00:00Z", "2024-04-09T00:00:00Z"),
+            60,
+            30,
+            z,
+        );
         q.participants = vec![person(z, Some(every_day("09:00-10:00")), vec![])];
         assert_eq!(
             starts(&feasible_slots(&q)),
@@ -765,7 +851,10 @@ mod examples {
         // 02:30 and lasts half an hour.
         let window = iv("2024-10-05T12:00:00Z", "2024-10-05T20:00:00Z");
         let work = only(Weekday::Sunday, "02:00-03:00").expand(&zone(z), window);
-        assert_eq!(work, vec![iv("2024-10-05T15:30:00Z", "2024-10-05T16:00:00Z")]);
+        assert_eq!(
+            work,
+            vec![iv("2024-10-05T15:30:00Z", "2024-10-05T16:00:00Z")]
+        );
     }
 
     /// The same instant is Monday afternoon in Los Angeles and Tuesday morning in
@@ -779,8 +868,16 @@ mod examples {
             "America/Los_Angeles",
         );
         q.participants = vec![
-            person("America/Los_Angeles", Some(only(Weekday::Monday, "09:00-17:00")), vec![]),
-            person("Pacific/Auckland", Some(only(Weekday::Tuesday, "09:00-17:00")), vec![]),
+            person(
+                "America/Los_Angeles",
+                Some(only(Weekday::Monday, "09:00-17:00")),
+                vec![],
+            ),
+            person(
+                "Pacific/Auckland",
+                Some(only(Weekday::Tuesday, "09:00-17:00")),
+                vec![],
+            ),
         ];
         let found = feasible_slots(&q);
         // 14:00–17:00 PDT Monday = 09:00–12:00 NZST Tuesday: starts 21:00Z..=23:00Z.
@@ -788,8 +885,14 @@ mod examples {
         assert_eq!(found[0].slot.start(), ts("2024-06-03T21:00:00Z"));
         assert_eq!(found[8].slot.start(), ts("2024-06-03T23:00:00Z"));
         let slot = found[0].slot;
-        assert_eq!(slot.local_date(&zone("America/Los_Angeles")).weekday(), Weekday::Monday);
-        assert_eq!(slot.local_date(&zone("Pacific/Auckland")).weekday(), Weekday::Tuesday);
+        assert_eq!(
+            slot.local_date(&zone("America/Los_Angeles")).weekday(),
+            Weekday::Monday
+        );
+        assert_eq!(
+            slot.local_date(&zone("Pacific/Auckland")).weekday(),
+            Weekday::Tuesday
+        );
     }
 
     /// A daily stand-up expanded by the caller blocks every occurrence, DST day included.
@@ -813,11 +916,19 @@ mod examples {
             15,
             "America/New_York",
         );
-        q.participants = vec![person("America/New_York", Some(weekdays("09:00-11:00")), standups.clone())];
+        q.participants = vec![person(
+            "America/New_York",
+            Some(weekdays("09:00-11:00")),
+            standups.clone(),
+        )];
         let found = feasible_slots(&q);
         assert!(!found.is_empty());
         for c in &found {
-            assert!(!standups.iter().any(|s| s.overlaps(&c.slot)), "{:?}", c.slot);
+            assert!(
+                !standups.iter().any(|s| s.overlaps(&c.slot)),
+                "{:?}",
+                c.slot
+            );
         }
         // Each working day: 09:00 and 10:00..=10:30, never 09:15..=09:45.
         for c in &found {
@@ -833,12 +944,29 @@ mod examples {
     /// Three hosts in three zones: only the intersection of their free time is offered.
     #[test]
     fn multi_host_intersection() {
-        let day = |a: &str, b: &str| iv(&format!("2024-06-03T{a}:00Z"), &format!("2024-06-03T{b}:00Z"));
+        let day = |a: &str, b: &str| {
+            iv(
+                &format!("2024-06-03T{a}:00Z"),
+                &format!("2024-06-03T{b}:00Z"),
+            )
+        };
         let mut q = query(day("00:00", "23:59"), 30, 15, "UTC");
         q.participants = vec![
-            person("Europe/Paris", None, vec![day("00:00", "10:00"), day("12:00", "23:59")]),
-            person("America/New_York", None, vec![day("00:00", "11:00"), day("13:00", "23:59")]),
-            person("Asia/Kolkata", None, vec![day("11:45", "23:59"), day("00:00", "10:30")]),
+            person(
+                "Europe/Paris",
+                None,
+                vec![day("00:00", "10:00"), day("12:00", "23:59")],
+            ),
+            person(
+                "America/New_York",
+                None,
+                vec![day("00:00", "11:00"), day("13:00", "23:59")],
+            ),
+            person(
+                "Asia/Kolkata",
+                None,
+                vec![day("11:45", "23:59"), day("00:00", "10:30")],
+            ),
         ];
         assert_eq!(
             starts(&find_slots(&q)),
@@ -849,7 +977,12 @@ mod examples {
     /// Buffers keep the meeting away from neighbouring events on the right side.
     #[test]
     fn buffers_before_and_after() {
-        let day = |a: &str, b: &str| iv(&format!("2024-06-03T{a}:00Z"), &format!("2024-06-03T{b}:00Z"));
+        let day = |a: &str, b: &str| {
+            iv(
+                &format!("2024-06-03T{a}:00Z"),
+                &format!("2024-06-03T{b}:00Z"),
+            )
+        };
         let mut q = query(day("08:00", "13:00"), 60, 15, "UTC");
         let mut p = person("UTC", None, vec![day("10:00", "11:00")]);
         p.buffer_before = mins(15);
@@ -857,8 +990,10 @@ mod examples {
         q.participants = vec![p];
         assert_eq!(
             starts(&feasible_slots(&q)),
-            ["08:00", "08:15", "08:30", "11:15", "11:30", "11:45", "12:00"]
-                .map(|t| ts(&format!("2024-06-03T{t}:00Z")))
+            [
+                "08:00", "08:15", "08:30", "11:15", "11:30", "11:45", "12:00"
+            ]
+            .map(|t| ts(&format!("2024-06-03T{t}:00Z")))
         );
     }
 
@@ -873,7 +1008,11 @@ mod examples {
         q.participants[0].required = false;
         let found = feasible_slots(&q);
         assert_eq!(found.len(), 2 * 96 - 1);
-        assert!(found.iter().all(|c| c.optional_free == 0 && c.optional_total == 1));
+        assert!(
+            found
+                .iter()
+                .all(|c| c.optional_free == 0 && c.optional_total == 1)
+        );
     }
 
     /// An optional participant free only in the afternoon pulls the proposals there.
@@ -883,7 +1022,10 @@ mod examples {
         let mut q = query(window, 60, 15, "UTC");
         let mut optional = person("UTC", Some(every_day("14:00-16:00")), vec![]);
         optional.required = false;
-        q.participants = vec![person("UTC", Some(every_day("09:00-17:00")), vec![]), optional];
+        q.participants = vec![
+            person("UTC", Some(every_day("09:00-17:00")), vec![]),
+            optional,
+        ];
         let best = &find_slots(&q)[0];
         assert_eq!(best.optional_free, 1);
         assert_eq!(best.slot.start(), ts("2024-06-03T14:30:00Z"));
@@ -913,12 +1055,17 @@ mod examples {
         assert!(!proposals.iter().all(|c| at_edge(&ny, c)));
         // Overlap 15:00–17:00 Paris = 09:00–11:00 New York: the fair middle is 15:45.
         for c in &proposals {
-            assert_eq!(paris.to_zoned(c.slot.start()).time(), Time::constant(15, 45, 0, 0));
+            assert_eq!(
+                paris.to_zoned(c.slot.start()).time(),
+                Time::constant(15, 45, 0, 0)
+            );
             assert_eq!(c.comfort, 45.0);
         }
         // One per working day.
-        let days: std::collections::BTreeSet<Date> =
-            proposals.iter().map(|c| c.slot.local_date(&paris)).collect();
+        let days: std::collections::BTreeSet<Date> = proposals
+            .iter()
+            .map(|c| c.slot.local_date(&paris))
+            .collect();
         assert_eq!(days.len(), 5);
     }
 
@@ -928,7 +1075,10 @@ mod examples {
         let window = iv("2024-06-03T09:00:00Z", "2024-06-03T11:00:00Z");
         let mut q = query(window, 60, 30, "UTC");
         q.earliest_start = ts("2024-06-03T09:10:00Z");
-        assert_eq!(starts(&feasible_slots(&q)), ["2024-06-03T09:30:00Z", "2024-06-03T10:00:00Z"].map(ts));
+        assert_eq!(
+            starts(&feasible_slots(&q)),
+            ["2024-06-03T09:30:00Z", "2024-06-03T10:00:00Z"].map(ts)
+        );
         q.limit = 0;
         assert!(find_slots(&q).is_empty());
     }

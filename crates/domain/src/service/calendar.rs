@@ -66,7 +66,9 @@ impl Scheduler {
                         id: self.ports.ids.new_id(),
                         name: match &invitee.name {
                             Some(n) => n.clone(),
-                            None => PersonName::parse(email.as_str().split('@').next().unwrap_or("guest"))?,
+                            None => PersonName::parse(
+                                email.as_str().split('@').next().unwrap_or("guest"),
+                            )?,
                         },
                         email: Some(email.clone()),
                         kind: ParticipantKind::Email,
@@ -106,16 +108,27 @@ impl Scheduler {
     ) -> Result<Gathered, ServiceError> {
         let tenant = organizer.tenant;
         let ids: Vec<UserId> = participants.iter().filter_map(Participant::user).collect();
-        let mut users: HashMap<UserId, User> =
-            self.store().users(tenant, &ids).await?.into_iter().map(|u| (u.id, u)).collect();
+        let mut users: HashMap<UserId, User> = self
+            .store()
+            .users(tenant, &ids)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
         users.insert(organizer.id, organizer.clone());
         let grants = self.store().grants_of(tenant, &ids).await?;
 
         let fetch_window = window.widen(Buffers::MAX, Buffers::MAX);
         let mut by_provider: BTreeMap<Provider, Vec<ReadAccess>> = BTreeMap::new();
         for grant in &grants {
-            if let (Ok(access), Some(_)) = (grant.read_access(), self.ports.calendars.get(grant.provider())) {
-                by_provider.entry(grant.provider()).or_default().push(access);
+            if let (Ok(access), Some(_)) = (
+                grant.read_access(),
+                self.ports.calendars.get(grant.provider()),
+            ) {
+                by_provider
+                    .entry(grant.provider())
+                    .or_default()
+                    .push(access);
             }
         }
         let calls = by_provider.iter().filter_map(|(provider, accesses)| {
@@ -131,7 +144,9 @@ impl Scheduler {
         let mut revoked: Vec<GrantId> = Vec::new();
         let mut read: Vec<GrantId> = Vec::new();
         for entry in results.into_iter().flatten() {
-            let Some(&user) = owner.get(&entry.grant) else { continue };
+            let Some(&user) = owner.get(&entry.grant) else {
+                continue;
+            };
             match entry.busy {
                 Ok(intervals) => {
                     read.push(entry.grant);
@@ -159,7 +174,14 @@ impl Scheduler {
         }
         for grant in grants.iter().filter(|g| revoked.contains(&g.id())) {
             if let Some(user) = users.get(&grant.user()) {
-                self.revoke(grant.clone(), RevokedBy::Provider, user, Actor::System, None).await?;
+                self.revoke(
+                    grant.clone(),
+                    RevokedBy::Provider,
+                    user,
+                    Actor::System,
+                    None,
+                )
+                .await?;
             }
         }
 
@@ -228,7 +250,10 @@ impl Scheduler {
 
     /// The organizer's calendar that can take the booking: an active grant with the
     /// write scope whose provider is configured.
-    pub(super) async fn write_access(&self, organizer: &User) -> Result<Option<WriteAccess>, ServiceError> {
+    pub(super) async fn write_access(
+        &self,
+        organizer: &User,
+    ) -> Result<Option<WriteAccess>, ServiceError> {
         self.write_access_on(organizer, None).await
     }
 
@@ -238,7 +263,10 @@ impl Scheduler {
         organizer: &User,
         provider: Option<Provider>,
     ) -> Result<Option<WriteAccess>, ServiceError> {
-        let grants = self.store().grants_of(organizer.tenant, &[organizer.id]).await?;
+        let grants = self
+            .store()
+            .grants_of(organizer.tenant, &[organizer.id])
+            .await?;
         Ok(grants
             .iter()
             .filter(|g| provider.is_none_or(|p| p == g.provider()))
@@ -279,9 +307,18 @@ impl Scheduler {
         );
         self.store().save_grant(&grant, &effects.messages).await?;
         if by == RevokedBy::Provider {
-            self.store().delete_credentials(grant.tenant(), grant.id()).await?;
+            self.store()
+                .delete_credentials(grant.tenant(), grant.id())
+                .await?;
         }
-        self.audit(grant.tenant(), actor, AuditAction::GrantRevoked, grant.id(), source).await?;
+        self.audit(
+            grant.tenant(),
+            actor,
+            AuditAction::GrantRevoked,
+            grant.id(),
+            source,
+        )
+        .await?;
         Ok(true)
     }
 }

@@ -10,7 +10,10 @@ use crate::ports::{CalendarError, ClaimedMessage, EventRequest, IdentityError, S
 use super::{Scheduler, ServiceError};
 
 fn transient(reason: impl Into<String>) -> DeliveryError {
-    DeliveryError::Transient { reason: reason.into(), retry_after: None }
+    DeliveryError::Transient {
+        reason: reason.into(),
+        retry_after: None,
+    }
 }
 
 impl From<ServiceError> for DeliveryError {
@@ -20,7 +23,9 @@ impl From<ServiceError> for DeliveryError {
             ServiceError::Store(_) | ServiceError::Conflict | ServiceError::CalendarUnavailable => {
                 transient(e.to_string())
             }
-            other => DeliveryError::Permanent { reason: other.to_string() },
+            other => DeliveryError::Permanent {
+                reason: other.to_string(),
+            },
         }
     }
 }
@@ -45,9 +50,9 @@ impl Scheduler {
         let mut results = Vec::with_capacity(batch.len());
         for claimed in batch {
             let result = match &claimed.message.payload {
-                OutboxPayload::Analytics(_) => {
-                    analytics.next().unwrap_or_else(|| Err(transient("analytics returned too few results")))
-                }
+                OutboxPayload::Analytics(_) => analytics
+                    .next()
+                    .unwrap_or_else(|| Err(transient("analytics returned too few results"))),
                 _ => self.deliver(claimed).await,
             };
             results.push(result);
@@ -62,7 +67,10 @@ impl Scheduler {
         let tenant = message.tenant;
         match &message.payload {
             OutboxPayload::Notify(notification) => {
-                let email = self.ports.composer.compose(message.id, tenant, notification)?;
+                let email = self
+                    .ports
+                    .composer
+                    .compose(message.id, tenant, notification)?;
                 self.ports.mailer.send(&email).await
             }
             OutboxPayload::Analytics(event) => self
@@ -73,10 +81,12 @@ impl Scheduler {
                 .into_iter()
                 .next()
                 .unwrap_or_else(|| Err(transient("analytics returned no result"))),
-            OutboxPayload::Calendar(CalendarWrite::Book { meeting }) => self.deliver_booking(tenant, *meeting).await,
-            OutboxPayload::Calendar(CalendarWrite::Cancel { organizer, event, .. }) => {
-                self.deliver_cancel(tenant, *organizer, event).await
+            OutboxPayload::Calendar(CalendarWrite::Book { meeting }) => {
+                self.deliver_booking(tenant, *meeting).await
             }
+            OutboxPayload::Calendar(CalendarWrite::Cancel {
+                organizer, event, ..
+            }) => self.deliver_cancel(tenant, *organizer, event).await,
             OutboxPayload::RevokeAtProvider { grant } => {
                 let grant = match self.store().grant(tenant, *grant).await {
                     Ok(g) => g,
@@ -84,17 +94,27 @@ impl Scheduler {
                     Err(e) => return Err(ServiceError::from(e).into()),
                 };
                 let store_err = |e: StoreError| DeliveryError::from(ServiceError::from(e));
-                let Some(credentials) = self.store().credentials(tenant, grant.id()).await.map_err(store_err)? else {
+                let Some(credentials) = self
+                    .store()
+                    .credentials(tenant, grant.id())
+                    .await
+                    .map_err(store_err)?
+                else {
                     return Ok(());
                 };
                 if let Some(identity) = self.ports.identities.get(grant.provider()) {
                     match identity.revoke(&credentials).await {
                         Ok(()) | Err(IdentityError::ConsentRevoked) => {}
                         Err(IdentityError::Unavailable(r)) => return Err(transient(r)),
-                        Err(IdentityError::Refused(r)) => return Err(DeliveryError::Permanent { reason: r }),
+                        Err(IdentityError::Refused(r)) => {
+                            return Err(DeliveryError::Permanent { reason: r });
+                        }
                     }
                 }
-                self.store().delete_credentials(tenant, grant.id()).await.map_err(store_err)
+                self.store()
+                    .delete_credentials(tenant, grant.id())
+                    .await
+                    .map_err(store_err)
             }
         }
     }
@@ -105,10 +125,18 @@ impl Scheduler {
             Err(StoreError::NotFound) => return Ok(()),
             Err(e) => return Err(ServiceError::from(e).into()),
         };
-        let Some(slot) = m.booked_slot() else { return Ok(()) };
-        let organizer = self.store().user(tenant, m.organizer()).await.map_err(ServiceError::from)?;
+        let Some(slot) = m.booked_slot() else {
+            return Ok(());
+        };
+        let organizer = self
+            .store()
+            .user(tenant, m.organizer())
+            .await
+            .map_err(ServiceError::from)?;
         let existing = m.event().cloned();
-        let access = self.write_access_on(&organizer, existing.as_ref().map(|e| e.provider)).await?;
+        let access = self
+            .write_access_on(&organizer, existing.as_ref().map(|e| e.provider))
+            .await?;
         let Some(access) = access else {
             self.complete_booking(tenant, id, None).await?;
             return Ok(());
@@ -138,7 +166,10 @@ impl Scheduler {
         }
         match result {
             Ok(event) => {
-                if !self.complete_booking(tenant, id, Some(event.clone())).await? {
+                if !self
+                    .complete_booking(tenant, id, Some(event.clone()))
+                    .await?
+                {
                     // Cancelled or moved while we were booking: undo.
                     match calendar.cancel_event(&access, &event.event_id).await {
                         Ok(()) | Err(CalendarError::NotFound) => {}
@@ -147,12 +178,14 @@ impl Scheduler {
                 }
                 Ok(())
             }
-            Err(CalendarError::RateLimited { retry_after }) => {
-                Err(DeliveryError::Transient { reason: "calendar rate limited".into(), retry_after })
-            }
+            Err(CalendarError::RateLimited { retry_after }) => Err(DeliveryError::Transient {
+                reason: "calendar rate limited".into(),
+                retry_after,
+            }),
             Err(CalendarError::Unavailable(r)) => Err(transient(r)),
             Err(CalendarError::ConsentRevoked) => {
-                self.grant_refused_by_provider(tenant, access.grant()).await?;
+                self.grant_refused_by_provider(tenant, access.grant())
+                    .await?;
                 self.complete_booking(tenant, id, None).await?;
                 Ok(())
             }
@@ -163,23 +196,37 @@ impl Scheduler {
         }
     }
 
-    async fn deliver_cancel(&self, tenant: TenantId, organizer: UserId, event: &BookedEvent) -> Result<(), DeliveryError> {
+    async fn deliver_cancel(
+        &self,
+        tenant: TenantId,
+        organizer: UserId,
+        event: &BookedEvent,
+    ) -> Result<(), DeliveryError> {
         let organizer = match self.store().user(tenant, organizer).await {
             Ok(u) => u,
             Err(StoreError::NotFound) => return Ok(()),
             Err(e) => return Err(ServiceError::from(e).into()),
         };
-        let Some(access) = self.write_access_on(&organizer, Some(event.provider)).await? else { return Ok(()) };
-        let Some(calendar) = self.ports.calendars.get(access.provider()) else { return Ok(()) };
+        let Some(access) = self
+            .write_access_on(&organizer, Some(event.provider))
+            .await?
+        else {
+            return Ok(());
+        };
+        let Some(calendar) = self.ports.calendars.get(access.provider()) else {
+            return Ok(());
+        };
         match calendar.cancel_event(&access, &event.event_id).await {
             Ok(()) | Err(CalendarError::NotFound) => Ok(()),
             Err(CalendarError::ConsentRevoked) => {
-                self.grant_refused_by_provider(tenant, access.grant()).await?;
+                self.grant_refused_by_provider(tenant, access.grant())
+                    .await?;
                 Ok(())
             }
-            Err(CalendarError::RateLimited { retry_after }) => {
-                Err(DeliveryError::Transient { reason: "calendar rate limited".into(), retry_after })
-            }
+            Err(CalendarError::RateLimited { retry_after }) => Err(DeliveryError::Transient {
+                reason: "calendar rate limited".into(),
+                retry_after,
+            }),
             Err(CalendarError::Unavailable(r)) => Err(transient(r)),
             Err(CalendarError::BadRequest(r)) => Err(DeliveryError::Permanent { reason: r }),
         }

@@ -25,7 +25,11 @@ pub(super) struct Effects<'a> {
 
 impl<'a> Effects<'a> {
     pub(super) fn new(scheduler: &'a Scheduler, tenant: TenantId) -> Self {
-        Self { scheduler, tenant, messages: Vec::new() }
+        Self {
+            scheduler,
+            tenant,
+            messages: Vec::new(),
+        }
     }
 
     fn push(&mut self, key: String, payload: OutboxPayload) {
@@ -45,17 +49,42 @@ impl<'a> Effects<'a> {
         subject: impl std::fmt::Display,
         properties: &[(&str, serde_json::Value)],
     ) {
-        let properties: BTreeMap<String, serde_json::Value> =
-            properties.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-        let event = AnalyticsEvent { kind, tenant: self.tenant, user, at: self.scheduler.ports.clock.now(), properties };
-        self.push(format!("analytics:{}:{subject}", kind.event_type()), OutboxPayload::Analytics(event));
+        let properties: BTreeMap<String, serde_json::Value> = properties
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let event = AnalyticsEvent {
+            kind,
+            tenant: self.tenant,
+            user,
+            at: self.scheduler.ports.clock.now(),
+            properties,
+        };
+        self.push(
+            format!("analytics:{}:{subject}", kind.event_type()),
+            OutboxPayload::Analytics(event),
+        );
     }
 
     /// A guest's one email of a round.
-    pub(super) fn propose_slots(&mut self, meeting: &Meeting, organizer: &User, participant: &Participant) {
-        let MeetingState::Polling { deadline } = meeting.state() else { return };
-        let Some(to) = Recipient::participant(participant) else { return };
-        let key = format!("propose:{}:{}:{}", meeting.id(), meeting.round(), participant.id);
+    pub(super) fn propose_slots(
+        &mut self,
+        meeting: &Meeting,
+        organizer: &User,
+        participant: &Participant,
+    ) {
+        let MeetingState::Polling { deadline } = meeting.state() else {
+            return;
+        };
+        let Some(to) = Recipient::participant(participant) else {
+            return;
+        };
+        let key = format!(
+            "propose:{}:{}:{}",
+            meeting.id(),
+            meeting.round(),
+            participant.id
+        );
         self.push(
             key,
             notify(Notification::ProposeSlots {
@@ -90,20 +119,38 @@ impl<'a> Effects<'a> {
 
     /// After a booking: the calendar write when the organizer's calendar can take it
     /// (invitations follow once the event exists), else the invitations at once.
-    pub(super) fn booked(&mut self, meeting: &Meeting, organizer: &User, booking: &Booking, calendar: bool) {
+    pub(super) fn booked(
+        &mut self,
+        meeting: &Meeting,
+        organizer: &User,
+        booking: &Booking,
+        calendar: bool,
+    ) {
         if calendar {
             self.push(
                 format!("book:{}:{}", meeting.id(), booking.sequence),
-                OutboxPayload::Calendar(CalendarWrite::Book { meeting: meeting.id() }),
+                OutboxPayload::Calendar(CalendarWrite::Book {
+                    meeting: meeting.id(),
+                }),
             );
         } else {
-            self.invitations(meeting, organizer, booking.slot, booking.sequence, None, true);
+            self.invitations(
+                meeting,
+                organizer,
+                booking.slot,
+                booking.sequence,
+                None,
+                true,
+            );
         }
         self.analytics(
             AnalyticsKind::MeetingBooked,
             Some(organizer.id),
             format!("{}:{}", meeting.id(), booking.sequence),
-            &[("round", meeting.round().into()), ("participants", meeting.participants().len().into())],
+            &[
+                ("round", meeting.round().into()),
+                ("participants", meeting.participants().len().into()),
+            ],
         );
     }
 
@@ -123,7 +170,9 @@ impl<'a> Effects<'a> {
             if p.user() == Some(organizer.id) && !include_organizer {
                 continue;
             }
-            let Some(to) = Recipient::participant(p) else { continue };
+            let Some(to) = Recipient::participant(p) else {
+                continue;
+            };
             self.push(
                 format!("invite:{}:{sequence}:{}", meeting.id(), p.id),
                 notify(Notification::Invitation {
@@ -140,12 +189,19 @@ impl<'a> Effects<'a> {
     }
 
     /// Participants of a booked meeting learn it is being moved.
-    pub(super) fn rescheduling(&mut self, meeting: &Meeting, organizer: Option<&User>, previous: Option<Interval>) {
+    pub(super) fn rescheduling(
+        &mut self,
+        meeting: &Meeting,
+        organizer: Option<&User>,
+        previous: Option<Interval>,
+    ) {
         for p in meeting.participants() {
             if Some(p.user()) == organizer.map(|o| Some(o.id)) || p.kind == ParticipantKind::Email {
                 continue;
             }
-            let Some(to) = Recipient::participant(p) else { continue };
+            let Some(to) = Recipient::participant(p) else {
+                continue;
+            };
             self.push(
                 format!("rescheduling:{}:{}:{}", meeting.id(), meeting.round(), p.id),
                 notify(Notification::Rescheduling {
@@ -172,10 +228,14 @@ impl<'a> Effects<'a> {
         let organizer_id = organizer.map(|o| o.id).unwrap_or(meeting.organizer());
         for p in meeting.participants() {
             let is_organizer = p.user() == Some(organizer_id);
-            if (is_organizer && !include_organizer) || (booked.is_none() && p.kind != ParticipantKind::Email) {
+            if (is_organizer && !include_organizer)
+                || (booked.is_none() && p.kind != ParticipantKind::Email)
+            {
                 continue;
             }
-            let Some(to) = Recipient::participant(p) else { continue };
+            let Some(to) = Recipient::participant(p) else {
+                continue;
+            };
             self.push(
                 format!("cancel:{}:{}:{}", meeting.id(), meeting.sequence(), p.id),
                 notify(Notification::Cancellation {
@@ -225,16 +285,27 @@ impl<'a> Effects<'a> {
     }
 
     /// Tells a user their calendar connection is gone.
-    pub(super) fn grant_revoked(&mut self, user: &User, provider: Provider, grant: impl std::fmt::Display) {
+    pub(super) fn grant_revoked(
+        &mut self,
+        user: &User,
+        provider: Provider,
+        grant: impl std::fmt::Display,
+    ) {
         self.push(
             format!("grant-revoked:{grant}"),
-            notify(Notification::GrantRevoked { to: user_recipient(user, None), provider }),
+            notify(Notification::GrantRevoked {
+                to: user_recipient(user, None),
+                provider,
+            }),
         );
     }
 
     /// Asks the worker to revoke a grant at its provider.
     pub(super) fn revoke_at_provider(&mut self, grant: crate::ids::GrantId) {
-        self.push(format!("revoke:{grant}"), OutboxPayload::RevokeAtProvider { grant });
+        self.push(
+            format!("revoke:{grant}"),
+            OutboxPayload::RevokeAtProvider { grant },
+        );
     }
 }
 

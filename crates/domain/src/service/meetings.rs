@@ -3,7 +3,8 @@
 use crate::audit::Actor;
 use crate::ids::{MeetingId, ProposalId, TenantId, UserId};
 use crate::meeting::{
-    Answer, BookedEvent, Decision, GuestPass, Meeting, MeetingDraft, MeetingError, MeetingState, Proposal,
+    Answer, BookedEvent, Decision, GuestPass, Meeting, MeetingDraft, MeetingError, MeetingState,
+    Proposal,
 };
 use crate::outbox::AnalyticsKind;
 use crate::people::User;
@@ -13,7 +14,9 @@ use crate::time::{Interval, Timestamp};
 
 use super::calendar::Gathered;
 use super::effects::Effects;
-use super::{AvailabilityRequest, BookingOutcome, MeetingRequest, Requester, Scheduler, ServiceError};
+use super::{
+    AvailabilityRequest, BookingOutcome, MeetingRequest, Requester, Scheduler, ServiceError,
+};
 
 impl Scheduler {
     /// Ranked slots for a prospective meeting, creating nothing. Connected participants'
@@ -36,18 +39,35 @@ impl Scheduler {
             participants: participants.clone(),
         };
         draft.check(now)?;
-        let gathered =
-            self.gather(Actor::User(organizer.id), who.source, &organizer, &mut participants, request.window).await?;
+        let gathered = self
+            .gather(
+                Actor::User(organizer.id),
+                who.source,
+                &organizer,
+                &mut participants,
+                request.window,
+            )
+            .await?;
         let limit = request.limit.clamp(1, Meeting::MAX_PROPOSALS * 5);
-        let query =
-            self.slot_query(&organizer, gathered.availability, request.window, request.duration, limit, now);
+        let query = self.slot_query(
+            &organizer,
+            gathered.availability,
+            request.window,
+            request.duration,
+            limit,
+            now,
+        );
         Ok(find_slots(&query))
     }
 
     /// Creates a meeting: reads connected calendars, proposes the best slots, and either
     /// books at once (when nobody needs to vote) or sends each email guest their one
     /// email. Bad input is refused before any calendar is read.
-    pub async fn create_meeting(&self, who: &Requester, request: MeetingRequest) -> Result<Meeting, ServiceError> {
+    pub async fn create_meeting(
+        &self,
+        who: &Requester,
+        request: MeetingRequest,
+    ) -> Result<Meeting, ServiceError> {
         let now = self.ports.clock.now();
         let organizer = self.organizer(who).await?;
         let mut participants = self.resolve_invitees(&organizer, &request.invitees).await?;
@@ -62,8 +82,15 @@ impl Scheduler {
             participants,
         };
         draft(participants.clone()).check(now)?;
-        let gathered =
-            self.gather(Actor::User(organizer.id), who.source, &organizer, &mut participants, request.window).await?;
+        let gathered = self
+            .gather(
+                Actor::User(organizer.id),
+                who.source,
+                &organizer,
+                &mut participants,
+                request.window,
+            )
+            .await?;
         let query = self.slot_query(
             &organizer,
             gathered.availability,
@@ -80,7 +107,12 @@ impl Scheduler {
             m
         } else {
             let proposals = self.proposals(&candidates);
-            let mut m = Meeting::start_poll(draft(participants), proposals, self.deadline(&candidates, now), now)?;
+            let mut m = Meeting::start_poll(
+                draft(participants),
+                proposals,
+                self.deadline(&candidates, now),
+                now,
+            )?;
             if let Decision::Book(p) = m.decision() {
                 let booking = m.book(p, now)?;
                 let calendar = self.write_access(&organizer).await?.is_some();
@@ -90,7 +122,9 @@ impl Scheduler {
             }
             m
         };
-        let count = |f: fn(&crate::meeting::Participant) -> bool| meeting.participants().iter().filter(|p| f(p)).count();
+        let count = |f: fn(&crate::meeting::Participant) -> bool| {
+            meeting.participants().iter().filter(|p| f(p)).count()
+        };
         effects.analytics(
             AnalyticsKind::MeetingCreated,
             Some(organizer.id),
@@ -98,13 +132,21 @@ impl Scheduler {
             &[
                 ("participants", meeting.participants().len().into()),
                 ("connected", count(|p| p.user().is_some()).into()),
-                ("email_guests", count(|p| p.kind == crate::meeting::ParticipantKind::Email).into()),
-                ("link_guests", count(|p| p.kind == crate::meeting::ParticipantKind::Link).into()),
+                (
+                    "email_guests",
+                    count(|p| p.kind == crate::meeting::ParticipantKind::Email).into(),
+                ),
+                (
+                    "link_guests",
+                    count(|p| p.kind == crate::meeting::ParticipantKind::Link).into(),
+                ),
                 ("duration_minutes", meeting.duration().minutes().into()),
                 ("state", meeting.state().name().into()),
             ],
         );
-        self.store().insert_meeting(&meeting, &effects.messages).await?;
+        self.store()
+            .insert_meeting(&meeting, &effects.messages)
+            .await?;
         Ok(meeting)
     }
 
@@ -120,8 +162,15 @@ impl Scheduler {
     }
 
     /// The meetings a user organised, newest first.
-    pub async fn meetings(&self, who: &Requester, page: Page<MeetingId>) -> Result<Vec<Meeting>, ServiceError> {
-        Ok(self.store().meetings_organized_by(who.tenant, who.user, page).await?)
+    pub async fn meetings(
+        &self,
+        who: &Requester,
+        page: Page<MeetingId>,
+    ) -> Result<Vec<Meeting>, ServiceError> {
+        Ok(self
+            .store()
+            .meetings_organized_by(who.tenant, who.user, page)
+            .await?)
     }
 
     /// The meeting a guest's pass opens, if the pass is valid for it.
@@ -141,9 +190,12 @@ impl Scheduler {
         pass: &GuestPass,
         answers: &[(ProposalId, Answer)],
     ) -> Result<(Meeting, BookingOutcome), ServiceError> {
-        self.voting(pass.tenant, pass.meeting, Actor::Guest(pass.participant), |m, now| {
-            m.vote_with_pass(pass, answers, now)
-        })
+        self.voting(
+            pass.tenant,
+            pass.meeting,
+            Actor::Guest(pass.participant),
+            |m, now| m.vote_with_pass(pass, answers, now),
+        )
         .await
     }
 
@@ -154,7 +206,10 @@ impl Scheduler {
         meeting: MeetingId,
         answers: &[(ProposalId, Answer)],
     ) -> Result<(Meeting, BookingOutcome), ServiceError> {
-        self.voting(who.tenant, meeting, Actor::User(who.user), |m, now| m.vote_as_user(who.user, answers, now)).await
+        self.voting(who.tenant, meeting, Actor::User(who.user), |m, now| {
+            m.vote_as_user(who.user, answers, now)
+        })
+        .await
     }
 
     async fn voting(
@@ -176,7 +231,12 @@ impl Scheduler {
                 Actor::User(u) | Actor::Admin(u) => format!("{id}:{u}:{now}"),
                 Actor::System => format!("{id}:system:{now}"),
             };
-            effects.analytics(AnalyticsKind::VoteCast, None, subject, &[("round", m.round().into())]);
+            effects.analytics(
+                AnalyticsKind::VoteCast,
+                None,
+                subject,
+                &[("round", m.round().into())],
+            );
             let outcome = match decision {
                 Decision::Waiting { .. } => BookingOutcome::Waiting,
                 Decision::NoAgreement => {
@@ -184,14 +244,21 @@ impl Scheduler {
                     effects.no_common_slot(&m, &organizer);
                     BookingOutcome::NoCommonSlot
                 }
-                Decision::Book(p) => self.book_checked(&mut m, p, &organizer, &mut effects, false, now).await?,
+                Decision::Book(p) => {
+                    self.book_checked(&mut m, p, &organizer, &mut effects, false, now)
+                        .await?
+                }
             };
             match self.store().update_meeting(&m, &effects.messages).await {
                 Ok(()) => {
                     m.saved();
                     return Ok((m, outcome));
                 }
-                Err(crate::ports::StoreError::Conflict) if attempt < self.policy.conflict_retries => attempt += 1,
+                Err(crate::ports::StoreError::Conflict)
+                    if attempt < self.policy.conflict_retries =>
+                {
+                    attempt += 1
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -212,18 +279,28 @@ impl Scheduler {
             let now = self.ports.clock.now();
             let mut m = self.organized(who, id).await?;
             if !matches!(m.state(), MeetingState::Polling { .. }) {
-                return Err(MeetingError::WrongState { action: "book", state: m.state().name() }.into());
+                return Err(MeetingError::WrongState {
+                    action: "book",
+                    state: m.state().name(),
+                }
+                .into());
             }
             m.proposal(proposal)?;
             let organizer = self.organizer(who).await?;
             let mut effects = Effects::new(self, who.tenant);
-            let outcome = self.book_checked(&mut m, proposal, &organizer, &mut effects, true, now).await?;
+            let outcome = self
+                .book_checked(&mut m, proposal, &organizer, &mut effects, true, now)
+                .await?;
             match self.store().update_meeting(&m, &effects.messages).await {
                 Ok(()) => {
                     m.saved();
                     return Ok((m, outcome));
                 }
-                Err(crate::ports::StoreError::Conflict) if attempt < self.policy.conflict_retries => attempt += 1,
+                Err(crate::ports::StoreError::Conflict)
+                    if attempt < self.policy.conflict_retries =>
+                {
+                    attempt += 1
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -246,7 +323,14 @@ impl Scheduler {
             return Ok(BookingOutcome::Waiting);
         }
         let slot = m.proposal(proposal)?.slot;
-        let mut check = self.slot_query(organizer, gathered.availability.clone(), slot, m.duration(), 1, now);
+        let mut check = self.slot_query(
+            organizer,
+            gathered.availability.clone(),
+            slot,
+            m.duration(),
+            1,
+            now,
+        );
         check.earliest_start = now;
         if feasible_slots(&check).iter().any(|c| c.slot == slot) {
             let booking = m.book(proposal, now)?;
@@ -256,14 +340,26 @@ impl Scheduler {
         }
         // Taken meanwhile: propose again from what the calendars say now.
         let window = m.window();
-        let query = self.slot_query(organizer, gathered.availability, window, m.duration(), self.policy.proposals, now);
+        let query = self.slot_query(
+            organizer,
+            gathered.availability,
+            window,
+            m.duration(),
+            self.policy.proposals,
+            now,
+        );
         let candidates = find_slots(&query);
         if candidates.is_empty() {
             m.give_up(now)?;
             effects.no_common_slot(m, organizer);
             return Ok(BookingOutcome::NoCommonSlot);
         }
-        m.reschedule(None, self.proposals(&candidates), self.deadline(&candidates, now), now)?;
+        m.reschedule(
+            None,
+            self.proposals(&candidates),
+            self.deadline(&candidates, now),
+            now,
+        )?;
         if let Decision::Book(p) = m.decision() {
             let booking = m.book(p, now)?;
             let calendar = self.write_access(organizer).await?.is_some();
@@ -285,7 +381,15 @@ impl Scheduler {
         ask: bool,
     ) -> Result<Gathered, ServiceError> {
         let mut participants = m.participants().to_vec();
-        let gathered = self.gather(Actor::System, None, organizer, &mut participants, m.window()).await?;
+        let gathered = self
+            .gather(
+                Actor::System,
+                None,
+                organizer,
+                &mut participants,
+                m.window(),
+            )
+            .await?;
         let demoted: Vec<UserId> = m
             .participants()
             .iter()
@@ -319,14 +423,26 @@ impl Scheduler {
             let now = self.ports.clock.now();
             let mut m = self.organized(who, id).await?;
             if matches!(m.state(), MeetingState::Cancelled { .. }) {
-                return Err(MeetingError::WrongState { action: "reschedule", state: m.state().name() }.into());
+                return Err(MeetingError::WrongState {
+                    action: "reschedule",
+                    state: m.state().name(),
+                }
+                .into());
             }
             let organizer = self.organizer(who).await?;
             let mut effects = Effects::new(self, who.tenant);
             let previous = m.booked_slot();
             let target = window.unwrap_or(m.window());
             let mut participants = m.participants().to_vec();
-            let gathered = self.gather(Actor::User(who.user), who.source, &organizer, &mut participants, target).await?;
+            let gathered = self
+                .gather(
+                    Actor::User(who.user),
+                    who.source,
+                    &organizer,
+                    &mut participants,
+                    target,
+                )
+                .await?;
             for (before, after) in m.participants().to_vec().iter().zip(&participants) {
                 if before.kind != after.kind
                     && let Some(user) = before.user()
@@ -334,12 +450,24 @@ impl Scheduler {
                     m.demote_to_email_guest(user);
                 }
             }
-            let query = self.slot_query(&organizer, gathered.availability, target, m.duration(), self.policy.proposals, now);
+            let query = self.slot_query(
+                &organizer,
+                gathered.availability,
+                target,
+                m.duration(),
+                self.policy.proposals,
+                now,
+            );
             let candidates = find_slots(&query);
             if candidates.is_empty() {
                 return Err(ServiceError::NoCommonSlot);
             }
-            m.reschedule(window, self.proposals(&candidates), self.deadline(&candidates, now), now)?;
+            m.reschedule(
+                window,
+                self.proposals(&candidates),
+                self.deadline(&candidates, now),
+                now,
+            )?;
             if let Decision::Book(p) = m.decision() {
                 let booking = m.book(p, now)?;
                 let calendar = self.write_access(&organizer).await?.is_some();
@@ -348,16 +476,22 @@ impl Scheduler {
                 effects.rescheduling(&m, Some(&organizer), previous);
                 effects.propose_to_guests(&m, &organizer);
             }
-            effects.analytics(AnalyticsKind::MeetingRescheduled, Some(organizer.id), format!("{id}:{}", m.round()), &[(
-                "round",
-                m.round().into(),
-            )]);
+            effects.analytics(
+                AnalyticsKind::MeetingRescheduled,
+                Some(organizer.id),
+                format!("{id}:{}", m.round()),
+                &[("round", m.round().into())],
+            );
             match self.store().update_meeting(&m, &effects.messages).await {
                 Ok(()) => {
                     m.saved();
                     return Ok(m);
                 }
-                Err(crate::ports::StoreError::Conflict) if attempt < self.policy.conflict_retries => attempt += 1,
+                Err(crate::ports::StoreError::Conflict)
+                    if attempt < self.policy.conflict_retries =>
+                {
+                    attempt += 1
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -374,20 +508,31 @@ impl Scheduler {
             let mut effects = Effects::new(self, who.tenant);
             let event = m.event().cloned();
             let booked = m.cancel(now)?;
-            effects.cancellations(&m, Some(&organizer), booked, booked.is_some() && event.is_none());
+            effects.cancellations(
+                &m,
+                Some(&organizer),
+                booked,
+                booked.is_some() && event.is_none(),
+            );
             if let Some(event) = event {
                 effects.cancel_event(&m, event);
             }
-            effects.analytics(AnalyticsKind::MeetingCancelled, Some(organizer.id), id, &[(
-                "was_booked",
-                booked.is_some().into(),
-            )]);
+            effects.analytics(
+                AnalyticsKind::MeetingCancelled,
+                Some(organizer.id),
+                id,
+                &[("was_booked", booked.is_some().into())],
+            );
             match self.store().update_meeting(&m, &effects.messages).await {
                 Ok(()) => {
                     m.saved();
                     return Ok(m);
                 }
-                Err(crate::ports::StoreError::Conflict) if attempt < self.policy.conflict_retries => attempt += 1,
+                Err(crate::ports::StoreError::Conflict)
+                    if attempt < self.policy.conflict_retries =>
+                {
+                    attempt += 1
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -427,7 +572,9 @@ impl Scheduler {
         let mut attempt = 0;
         loop {
             let mut m = self.load(tenant, id).await?;
-            let Some(slot) = m.booked_slot() else { return Ok(false) };
+            let Some(slot) = m.booked_slot() else {
+                return Ok(false);
+            };
             let organizer = self.store().user(tenant, m.organizer()).await?;
             let mut effects = Effects::new(self, tenant);
             let conference = event.as_ref().and_then(|e| e.conference_url.clone());
@@ -438,7 +585,11 @@ impl Scheduler {
             effects.invitations(&m, &organizer, slot, m.sequence(), conference, !on_calendar);
             match self.store().update_meeting(&m, &effects.messages).await {
                 Ok(()) => return Ok(true),
-                Err(crate::ports::StoreError::Conflict) if attempt < self.policy.conflict_retries => attempt += 1,
+                Err(crate::ports::StoreError::Conflict)
+                    if attempt < self.policy.conflict_retries =>
+                {
+                    attempt += 1
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -460,21 +611,38 @@ impl Scheduler {
     }
 
     pub(super) async fn organizer(&self, who: &Requester) -> Result<User, ServiceError> {
-        self.store().user(who.tenant, who.user).await.map_err(|e| match e {
-            crate::ports::StoreError::NotFound => ServiceError::NotFound("user"),
-            other => other.into(),
-        })
+        self.store()
+            .user(who.tenant, who.user)
+            .await
+            .map_err(|e| match e {
+                crate::ports::StoreError::NotFound => ServiceError::NotFound("user"),
+                other => other.into(),
+            })
     }
 
     fn proposals(&self, candidates: &[Candidate]) -> Vec<Proposal> {
-        candidates.iter().map(|c| Proposal { id: self.ports.ids.new_id(), slot: c.slot }).collect()
+        candidates
+            .iter()
+            .map(|c| Proposal {
+                id: self.ports.ids.new_id(),
+                slot: c.slot,
+            })
+            .collect()
     }
 
     /// The poll closes after the policy's duration, or when its earliest proposal starts
     /// if that is sooner: a slot in the past cannot be voted for.
     fn deadline(&self, candidates: &[Candidate], now: Timestamp) -> Timestamp {
-        let first = candidates.iter().map(|c| c.slot.start()).min().unwrap_or(now);
+        let first = candidates
+            .iter()
+            .map(|c| c.slot.start())
+            .min()
+            .unwrap_or(now);
         let deadline = (now + self.policy.poll_duration).min(first);
-        if deadline <= now { now + crate::time::SignedDuration::from_mins(1) } else { deadline }
+        if deadline <= now {
+            now + crate::time::SignedDuration::from_mins(1)
+        } else {
+            deadline
+        }
     }
 }

@@ -271,4 +271,3 @@ impl Scheduler {
         Ok(())
     }
 }
-

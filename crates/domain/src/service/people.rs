@@ -102,7 +102,11 @@ impl Scheduler {
         let now = self.ports.clock.now();
         let tenant = self.tenant_for(&sign_in.identity.tenant, now).await?;
         let identity = &sign_in.identity;
-        let user = match self.store().user_by_email(tenant.id, &identity.email).await? {
+        let user = match self
+            .store()
+            .user_by_email(tenant.id, &identity.email)
+            .await?
+        {
             Some(user) => user,
             None => {
                 let user = User {
@@ -126,10 +130,24 @@ impl Scheduler {
                 }
             }
         };
-        self.audit(tenant.id, Actor::User(user.id), AuditAction::SignIn, user.id, source).await?;
+        self.audit(
+            tenant.id,
+            Actor::User(user.id),
+            AuditAction::SignIn,
+            user.id,
+            source,
+        )
+        .await?;
         if !sign_in.scopes.is_empty() {
-            self.connect(&user, provider, identity.subject.clone(), &sign_in.scopes, &sign_in.credentials, source)
-                .await?;
+            self.connect(
+                &user,
+                provider,
+                identity.subject.clone(),
+                &sign_in.scopes,
+                &sign_in.credentials,
+                source,
+            )
+            .await?;
         }
         Ok(user)
     }
@@ -145,7 +163,8 @@ impl Scheduler {
         credentials: &Credentials,
     ) -> Result<Grant, ServiceError> {
         let user = self.organizer(who).await?;
-        self.connect(&user, provider, account, scopes, credentials, who.source).await
+        self.connect(&user, provider, account, scopes, credentials, who.source)
+            .await
     }
 
     async fn connect(
@@ -180,8 +199,17 @@ impl Scheduler {
             )?,
         };
         self.store().save_grant(&grant, &[]).await?;
-        self.store().put_credentials(user.tenant, grant.id(), credentials).await?;
-        self.audit(user.tenant, Actor::User(user.id), AuditAction::GrantConnected, grant.id(), source).await?;
+        self.store()
+            .put_credentials(user.tenant, grant.id(), credentials)
+            .await?;
+        self.audit(
+            user.tenant,
+            Actor::User(user.id),
+            AuditAction::GrantConnected,
+            grant.id(),
+            source,
+        )
+        .await?;
         Ok(grant)
     }
 
@@ -195,10 +223,19 @@ impl Scheduler {
             TenantKey::Personal { .. } => "Personal".to_owned(),
             TenantKey::Local { slug } => slug.clone(),
         };
-        let tenant = Tenant { id: self.ports.ids.new_id(), key: key.clone(), name, created_at: now };
+        let tenant = Tenant {
+            id: self.ports.ids.new_id(),
+            key: key.clone(),
+            name,
+            created_at: now,
+        };
         match self.store().insert_tenant(&tenant).await {
             Ok(()) => Ok(tenant),
-            Err(StoreError::Duplicate(_)) => self.store().tenant_by_key(key).await?.ok_or(ServiceError::Conflict),
+            Err(StoreError::Duplicate(_)) => self
+                .store()
+                .tenant_by_key(key)
+                .await?
+                .ok_or(ServiceError::Conflict),
             Err(e) => Err(e.into()),
         }
     }
@@ -229,9 +266,20 @@ impl Scheduler {
     /// revoked here at once (never used again) and at the provider by the worker. In
     /// open polls they become email guests, asked by email. Returns how many grants were
     /// revoked.
-    pub async fn revoke_my_grants(&self, who: &Requester, provider: Provider) -> Result<usize, ServiceError> {
+    pub async fn revoke_my_grants(
+        &self,
+        who: &Requester,
+        provider: Provider,
+    ) -> Result<usize, ServiceError> {
         let user = self.organizer(who).await?;
-        self.revoke_provider(&user, provider, RevokedBy::User, Actor::User(user.id), who.source).await
+        self.revoke_provider(
+            &user,
+            provider,
+            RevokedBy::User,
+            Actor::User(user.id),
+            who.source,
+        )
+        .await
     }
 
     /// An administrator withdraws a user's consent to a provider; the user is told.
@@ -242,16 +290,28 @@ impl Scheduler {
         provider: Provider,
     ) -> Result<usize, ServiceError> {
         let target = self.store().user(admin.tenant, user).await?;
-        self.revoke_provider(&target, provider, RevokedBy::Admin { admin: admin.user }, Actor::Admin(admin.user), admin.source)
-            .await
+        self.revoke_provider(
+            &target,
+            provider,
+            RevokedBy::Admin { admin: admin.user },
+            Actor::Admin(admin.user),
+            admin.source,
+        )
+        .await
     }
 
     /// The provider answered `invalid_grant` for a grant (seen by an adapter or a
     /// periodic check): it is marked revoked and the user is told, once.
-    pub async fn grant_refused_by_provider(&self, tenant: TenantId, grant: GrantId) -> Result<bool, ServiceError> {
+    pub async fn grant_refused_by_provider(
+        &self,
+        tenant: TenantId,
+        grant: GrantId,
+    ) -> Result<bool, ServiceError> {
         let grant = self.store().grant(tenant, grant).await?;
         let user = self.store().user(tenant, grant.user()).await?;
-        let changed = self.revoke(grant, RevokedBy::Provider, &user, Actor::System, None).await?;
+        let changed = self
+            .revoke(grant, RevokedBy::Provider, &user, Actor::System, None)
+            .await?;
         if changed {
             self.demote_everywhere(&user).await?;
         }
@@ -268,7 +328,10 @@ impl Scheduler {
     ) -> Result<usize, ServiceError> {
         let grants = self.store().grants_of(user.tenant, &[user.id]).await?;
         let mut revoked = 0;
-        for g in grants.into_iter().filter(|g| g.provider() == provider && g.is_active()) {
+        for g in grants
+            .into_iter()
+            .filter(|g| g.provider() == provider && g.is_active())
+        {
             if self.revoke(g, by, user, actor, source).await? {
                 revoked += 1;
             }
@@ -287,11 +350,17 @@ impl Scheduler {
         if grants.iter().any(|g| g.read_access().is_ok()) {
             return Ok(());
         }
-        for mut m in self.store().meetings_with_user(user.tenant, user.id).await? {
+        for mut m in self
+            .store()
+            .meetings_with_user(user.tenant, user.id)
+            .await?
+        {
             if !matches!(m.state(), MeetingState::Polling { .. }) {
                 continue;
             }
-            let Some(pid) = m.demote_to_email_guest(user.id) else { continue };
+            let Some(pid) = m.demote_to_email_guest(user.id) else {
+                continue;
+            };
             let organizer = self.store().user(user.tenant, m.organizer()).await?;
             let mut effects = Effects::new(self, user.tenant);
             if let Ok(p) = m.participant(pid) {
@@ -312,9 +381,14 @@ impl Scheduler {
         let now = self.ports.clock.now();
         let user = self.organizer(who).await?;
         let grants = self.store().grants_of(who.tenant, &[who.user]).await?;
-        let meetings = self.store().meetings_with_user(who.tenant, who.user).await?;
+        let meetings = self
+            .store()
+            .meetings_with_user(who.tenant, who.user)
+            .await?;
         let tokens = self.store().api_tokens_of(who.tenant, who.user).await?;
-        let (organized, participated): (Vec<_>, Vec<_>) = meetings.into_iter().partition(|m| m.organizer() == who.user);
+        let (organized, participated): (Vec<_>, Vec<_>) = meetings
+            .into_iter()
+            .partition(|m| m.organizer() == who.user);
         let export = UserExport {
             user,
             grants: grants
@@ -347,11 +421,23 @@ impl Scheduler {
                 .collect(),
             api_tokens: tokens
                 .into_iter()
-                .map(|t| ExportedToken { id: t.id, label: t.label, created_at: t.created_at, revoked_at: t.revoked_at })
+                .map(|t| ExportedToken {
+                    id: t.id,
+                    label: t.label,
+                    created_at: t.created_at,
+                    revoked_at: t.revoked_at,
+                })
                 .collect(),
             exported_at: now,
         };
-        self.audit(who.tenant, Actor::User(who.user), AuditAction::UserExported, who.user, who.source).await?;
+        self.audit(
+            who.tenant,
+            Actor::User(who.user),
+            AuditAction::UserExported,
+            who.user,
+            who.source,
+        )
+        .await?;
         Ok(export)
     }
 
@@ -373,10 +459,16 @@ impl Scheduler {
         let mut grants = self.store().grants_of(tenant, &[user]).await?;
         let (mut revoked_at_provider, mut provider_failures) = (0, 0);
         for g in &grants {
-            let Some(credentials) = self.store().credentials(tenant, g.id()).await? else { continue };
-            let Some(identity) = self.ports.identities.get(g.provider()) else { continue };
+            let Some(credentials) = self.store().credentials(tenant, g.id()).await? else {
+                continue;
+            };
+            let Some(identity) = self.ports.identities.get(g.provider()) else {
+                continue;
+            };
             match identity.revoke(&credentials).await {
-                Ok(()) | Err(crate::ports::IdentityError::ConsentRevoked) => revoked_at_provider += 1,
+                Ok(()) | Err(crate::ports::IdentityError::ConsentRevoked) => {
+                    revoked_at_provider += 1
+                }
                 Err(_) => provider_failures += 1,
             }
         }
@@ -386,7 +478,11 @@ impl Scheduler {
             let mut effects = Effects::new(self, tenant);
             let mut changed = Vec::new();
             let mut deleted = Vec::new();
-            for mut m in self.store().meetings_involving(tenant, user, &account.email).await? {
+            for mut m in self
+                .store()
+                .meetings_involving(tenant, user, &account.email)
+                .await?
+            {
                 if m.organizer() == user && m.tenant() == tenant {
                     if m.state().is_open()
                         && let Ok(booked) = m.cancel(now)
@@ -415,7 +511,8 @@ impl Scheduler {
             };
             match self.store().erase_user(&erasure).await {
                 Ok(()) => {
-                    self.audit(tenant, actor, AuditAction::UserErased, user, source).await?;
+                    self.audit(tenant, actor, AuditAction::UserErased, user, source)
+                        .await?;
                     return Ok(ErasureReport {
                         user,
                         revoked_at_provider,
@@ -430,4 +527,3 @@ impl Scheduler {
         }
     }
 }
-
