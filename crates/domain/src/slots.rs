@@ -119,6 +119,44 @@ pub struct Candidate {
 /// not overlapping a proposal already taken that day; when that runs out, the remaining
 /// slots fill in by rank. The result is in that order (best of the best day first).
 /// Every proposal is one of [`feasible_slots`].
+///
+/// # Example
+///
+/// Ada works 09:00–17:00 in Paris, Raj 09:00–17:00 in Kolkata (UTC+05:30), and Raj is
+/// busy at 10:00 UTC. Their working days overlap 08:00–11:30 UTC in winter:
+///
+/// ```
+/// use convene_domain::slots::{find_slots, Availability, SlotQuery};
+/// use convene_domain::time::{Granularity, Interval, MeetingLength, SignedDuration, WeeklyHours, Zone};
+///
+/// let t = |s: &str| s.parse().unwrap();
+/// let person = |zone: &str, busy: Vec<Interval>| Availability {
+///     required: true,
+///     zone: Zone::parse(zone).unwrap(),
+///     working_hours: Some(WeeklyHours::standard()),
+///     busy,
+///     buffer_before: SignedDuration::ZERO,
+///     buffer_after: SignedDuration::ZERO,
+/// };
+/// let query = SlotQuery {
+///     window: Interval::new(t("2026-01-12T00:00:00Z"), t("2026-01-13T00:00:00Z")).unwrap(),
+///     duration: MeetingLength::from_minutes(60).unwrap(),
+///     granularity: Granularity::from_minutes(30).unwrap(),
+///     organizer_zone: Zone::parse("Europe/Paris").unwrap(),
+///     earliest_start: t("2026-01-12T00:00:00Z"),
+///     participants: vec![
+///         person("Europe/Paris", vec![]),
+///         person("Asia/Kolkata", vec![Interval::new(t("2026-01-12T10:00:00Z"), t("2026-01-12T11:00:00Z")).unwrap()]),
+///     ],
+///     limit: 3,
+/// };
+/// let proposals = find_slots(&query);
+/// let starts: Vec<String> = proposals.iter().map(|c| c.slot.start().to_string()).collect();
+/// // Every proposal fits both working days and avoids Raj's meeting; the best one sits
+/// // deepest inside both days (10:00 in Paris, 14:30 in Kolkata).
+/// assert!(starts.iter().all(|s| ["2026-01-12T08:00:00Z", "2026-01-12T08:30:00Z", "2026-01-12T09:00:00Z"].contains(&s.as_str())));
+/// assert_eq!(proposals[0].slot.start().to_string(), "2026-01-12T09:00:00Z");
+/// ```
 pub fn find_slots(query: &SlotQuery) -> Vec<Candidate> {
     if query.limit == 0 {
         return Vec::new();
