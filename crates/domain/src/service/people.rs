@@ -139,10 +139,12 @@ impl Scheduler {
         )
         .await?;
         if !sign_in.scopes.is_empty() {
+            // The calendar account is the verified address: both Google's freeBusy and
+            // Graph's getSchedule take it as the calendar id, so reads batch.
             self.connect(
                 &user,
                 provider,
-                identity.subject.clone(),
+                identity.email.to_string(),
                 &sign_in.scopes,
                 &sign_in.credentials,
                 source,

@@ -1,0 +1,132 @@
+//! Small readers over the parsed iCalendar tree (names compare case-insensitively).
+
+use icalendar::parser::{Component, Property};
+use jiff::civil::{Date, DateTime};
+
+/// Every property `name` of `c`.
+pub(crate) fn props<'c, 'a>(
+    c: &'c Component<'a>,
+    name: &'c str,
+) -> impl Iterator<Item = &'c Property<'a>> + 'c {
+    c.properties
+        .iter()
+        .filter(move |p| p.name.as_str().eq_ignore_ascii_case(name))
+}
+
+/// The first property `name` of `c`, if any.
+pub(crate) fn property<'c, 'a>(c: &'c Component<'a>, name: &str) -> Option<&'c Property<'a>> {
+    c.properties
+        .iter()
+        .find(|p| p.name.as_str().eq_ignore_ascii_case(name))
+}
+
+/// The value of the first property `name` of `c`, trimmed.
+pub(crate) fn prop<'c>(c: &'c Component<'_>, name: &str) -> Option<&'c str> {
+    property(c, name).map(|p| p.val.as_str().trim())
+}
+
+/// The value of parameter `key` of `p`, unquoted.
+pub(crate) fn param<'p>(p: &'p Property<'_>, key: &str) -> Option<&'p str> {
+    p.params
+        .iter()
+        .find(|k| k.key.as_str().eq_ignore_ascii_case(key))
+        .and_then(|k| k.val.as_ref())
+        .map(|v| v.as_str().trim().trim_matches('"'))
+}
+
+/// A DATE value (`20260302`).
+pub(crate) fn parse_date(value: &str) -> Option<Date> {
+    let v = value.trim();
+    if v.len() != 8 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let y = v[0..4].parse().ok()?;
+    let m = v[4..6].parse().ok()?;
+    let d = v[6..8].parse().ok()?;
+    Date::new(y, m, d).ok()
+}
+
+/// A DATE-TIME value (`20260302T090000`, with or without `Z`): the civil time and
+/// whether it is UTC.
+pub(crate) fn parse_date_time(value: &str) -> Option<(DateTime, bool)> {
+    let v = value.trim();
+    let (v, utc) = match v.strip_suffix('Z').or_else(|| v.strip_suffix('z')) {
+        Some(rest) => (rest, true),
+        None => (v, false),
+    };
+    let (date, time) = v.split_once(['T', 't'])?;
+    let date = parse_date(date)?;
+    if time.len() != 6 || !time.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let h = time[0..2].parse().ok()?;
+    let m = time[2..4].parse().ok()?;
+    // Leap seconds (60) are read as 59.
+    let s = time[4..6].parse::<i8>().ok()?.min(59);
+    Some((date.at(h, m, s, 0), utc))
+}
+
+/// A DURATION value (`P1DT2H30M`, `-PT15M`, `P2W`): whole days (nominal: added on the
+/// calendar) and seconds (exact).
+pub(crate) fn parse_duration(value: &str) -> Option<(i64, i64)> {
+    let v = value.trim();
+    let (sign, v) = match v.as_bytes().first()? {
+        b'-' => (-1, &v[1..]),
+        b'+' => (1, &v[1..]),
+        _ => (1, v),
+    };
+    let v = v.strip_prefix(['P', 'p'])?;
+    let (mut days, mut secs) = (0i64, 0i64);
+    let mut in_time = false;
+    let mut number = String::new();
+    for ch in v.chars() {
+        match ch.to_ascii_uppercase() {
+            'T' => in_time = true,
+            d if d.is_ascii_digit() => number.push(d),
+            unit => {
+                let n: i64 = number.parse().ok()?;
+                number.clear();
+                match (unit, in_time) {
+                    ('W', false) => days += 7 * n,
+                    ('D', false) => days += n,
+                    ('H', true) => secs += 3600 * n,
+                    ('M', true) => secs += 60 * n,
+                    ('S', true) => secs += n,
+                    _ => return None,
+                }
+            }
+        }
+    }
+    if !number.is_empty() {
+        return None;
+    }
+    Some((sign * days, sign * secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::civil::date;
+
+    use super::*;
+
+    #[test]
+    fn values_parse() {
+        assert_eq!(parse_date("20260302"), Some(date(2026, 3, 2)));
+        assert_eq!(parse_date("2026-03-02"), None);
+        assert_eq!(
+            parse_date_time("20260302T090000Z"),
+            Some((date(2026, 3, 2).at(9, 0, 0, 0), true))
+        );
+        assert_eq!(
+            parse_date_time("20260302T090000"),
+            Some((date(2026, 3, 2).at(9, 0, 0, 0), false))
+        );
+        assert_eq!(parse_date_time("20260302"), None);
+        assert_eq!(parse_duration("PT1H30M"), Some((0, 5400)));
+        assert_eq!(parse_duration("P1DT2H"), Some((1, 7200)));
+        assert_eq!(parse_duration("P2W"), Some((14, 0)));
+        assert_eq!(parse_duration("-PT15M"), Some((0, -900)));
+        assert_eq!(parse_duration("PT"), Some((0, 0)));
+        assert_eq!(parse_duration("1H"), None);
+    }
+}
