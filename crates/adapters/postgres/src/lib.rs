@@ -1,0 +1,263 @@
+//! Convene's store on PostgreSQL, for production: any number of `convene` processes on
+//! any number of machines share one database.
+//!
+//! [`PgStore`] implements every store port of the domain, so an `Arc<PgStore>` is an
+//! `Arc<dyn Store>`. It passes the same contract suites (`convene_testkit::contract`) as
+//! the SQLite adapter and the in-memory fake.
+//!
+//! - **Concurrency.** Meetings carry a version compared on update (`Conflict` for the
+//!   loser of a race, with its outbox messages rolled back); the outbox is claimed with
+//!   `FOR UPDATE SKIP LOCKED` in a statement that marks the rows in flight, so workers
+//!   never share a message; reads of a meeting run in one `REPEATABLE READ` snapshot.
+//! - **Audit log**: a trigger refuses `UPDATE`, `DELETE` and `TRUNCATE`.
+//! - **Schema** from `migrations/postgres`, embedded ([`MIGRATOR`], [`PgStore::migrate`]);
+//!   [`PgStore::ping`] says whether the database is reachable and migrated (`/readyz`).
+//! - **Credentials** are sealed with `convene-crypto` before they reach SQL; rotate them
+//!   with [`PgStore::rotate_keys`].
+//! - **Queries** are counted ([`PgStore::queries`]) so tests can prove a fixed number
+//!   per operation.
+//!
+//! Rows, conversions, limits and erasure rules live in `convene-sql`, shared with the
+//! SQLite adapter; this crate holds only PostgreSQL's SQL.
+
+#![warn(missing_docs)]
+
+mod meetings;
+mod outbox;
+mod people;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use convene_crypto::KeyRing;
+use convene_domain::ports::StoreError;
+use convene_sql::credentials::CredentialsRow;
+use convene_sql::errors::{Failure, store_error};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
+use sqlx::query::{Query, QueryAs};
+use sqlx::{FromRow, Postgres, Transaction};
+use uuid::Uuid;
+
+/// The schema, embedded from `migrations/postgres`.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../../migrations/postgres");
+
+/// Connections per process, by default.
+const MAX_CONNECTIONS: u32 = 10;
+
+/// How long a call waits for a free connection before `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many credentials rows key rotation reads per batch.
+const ROTATION_BATCH: i64 = 100;
+
+/// Every store port on PostgreSQL.
+pub struct PgStore {
+    pool: PgPool,
+    ring: Arc<KeyRing>,
+    queries: AtomicU64,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("ring", &self.ring)
+            .field("queries", &self.queries())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host/db`), sealing credentials with `ring`.
+    /// Does not migrate: call [`PgStore::migrate`].
+    pub async fn connect(url: &str, ring: impl Into<Arc<KeyRing>>) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await
+            .map_err(store_error)?;
+        Ok(Self::from_pool(pool, ring))
+    }
+
+    /// A store over an existing pool.
+    pub fn from_pool(pool: PgPool, ring: impl Into<Arc<KeyRing>>) -> Self {
+        Self {
+            pool,
+            ring: ring.into(),
+            queries: AtomicU64::new(0),
+        }
+    }
+
+    /// Applies the embedded migrations that are not applied yet (sqlx takes an advisory
+    /// lock, so processes starting together do not race).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migrations: {e}")))
+    }
+
+    /// Readiness: the database answers and every embedded migration is applied.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let applied: Vec<(i64,)> = self
+            .query_as("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| match store_error(e) {
+                StoreError::Unavailable(m) => {
+                    StoreError::Unavailable(format!("migrations not applied? {m}"))
+                }
+                other => other,
+            })?;
+        let missing = MIGRATOR
+            .iter()
+            .filter(|m| !applied.iter().any(|(v,)| *v == m.version))
+            .count();
+        if missing > 0 {
+            return Err(StoreError::Unavailable(format!(
+                "{missing} migration(s) not applied"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Re-encrypts every credentials row not sealed under the ring's current key, and
+    /// returns how many were. Rows are read in batches and each is rewritten only if it
+    /// is still the one read (a concurrent `put_credentials` wins). Fails with `Corrupt`
+    /// when a row cannot be opened (its key is missing from the ring, or wrong).
+    pub async fn rotate_keys(&self) -> Result<u64, StoreError> {
+        let current = self.ring.current().as_str().to_owned();
+        let mut after = (Uuid::nil(), Uuid::nil());
+        let mut rotated = 0;
+        loop {
+            let rows: Vec<CredentialsRow> = self
+                .query_as(
+                    "SELECT tenant_id, grant_id, key_id, ciphertext FROM credentials \
+                     WHERE key_id <> $1 AND (tenant_id, grant_id) > ($2, $3) \
+                     ORDER BY tenant_id, grant_id LIMIT $4",
+                )
+                .bind(current.clone())
+                .bind(after.0)
+                .bind(after.1)
+                .bind(ROTATION_BATCH)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(store_error)?;
+            let Some(last) = rows.last() else {
+                return Ok(rotated);
+            };
+            after = (last.tenant_id, last.grant_id);
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            for row in &rows {
+                let Some(new) = row.rotated(&self.ring)? else {
+                    continue;
+                };
+                let done = self
+                    .query(
+                        "UPDATE credentials SET key_id = $4, ciphertext = $5, updated_at = now() \
+                         WHERE tenant_id = $1 AND grant_id = $2 AND key_id = $3",
+                    )
+                    .bind(row.tenant_id)
+                    .bind(row.grant_id)
+                    .bind(row.key_id.clone())
+                    .bind(new.key_id)
+                    .bind(new.ciphertext)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                rotated += done.rows_affected();
+            }
+            tx.commit().await.map_err(store_error)?;
+        }
+    }
+
+    /// How many SQL statements this store has sent (transaction control excluded).
+    pub fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    /// The pool, for administration and tests that look at raw rows.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A counted statement.
+    fn query(&self, sql: &'static str) -> Query<'static, Postgres, PgArguments> {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        sqlx::query(sql)
+    }
+
+    /// A counted statement whose rows are `T`.
+    fn query_as<T>(&self, sql: &'static str) -> QueryAs<'static, Postgres, T, PgArguments>
+    where
+        T: for<'r> FromRow<'r, PgRow>,
+    {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        sqlx::query_as(sql)
+    }
+
+    /// A write transaction (read committed: version checks and row locks do the rest).
+    async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.pool.begin().await.map_err(store_error)
+    }
+
+    /// A read transaction: one snapshot for every statement in it, so a meeting and its
+    /// children are read at one version.
+    async fn read(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(store_error)
+    }
+
+    /// The domain's reading of a failed write: a missing reference is `UnknownTenant`
+    /// when one of `tenants` does not exist, `Invalid` otherwise.
+    async fn settle<T>(
+        &self,
+        result: Result<T, Failure>,
+        tenants: &[Uuid],
+    ) -> Result<T, StoreError> {
+        let failure = match result {
+            Ok(v) => return Ok(v),
+            Err(f) => f,
+        };
+        let Some(message) = failure.missing_reference() else {
+            return Err(failure.into_store_error());
+        };
+        // The failed transaction is gone; ask outside it.
+        for t in tenants {
+            match self.tenant_exists(&self.pool, *t).await {
+                Ok(true) => {}
+                Ok(false) => return Err(StoreError::UnknownTenant),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Invalid(message))
+    }
+
+    /// Whether a tenant exists (inside a transaction: pass its connection).
+    async fn tenant_exists<'c, E>(&self, conn: E, tenant: Uuid) -> Result<bool, StoreError>
+    where
+        E: sqlx::Executor<'c, Database = Postgres>,
+    {
+        let found: Option<(i32,)> = self
+            .query_as("SELECT 1 FROM tenants WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_optional(conn)
+            .await
+            .map_err(store_error)?;
+        Ok(found.is_some())
+    }
+}
+
+/// A count from SQL (never negative) as `u64`.
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// A limit as SQL wants it.
+fn limit(n: u32) -> i64 {
+    i64::from(n)
+}

@@ -1,0 +1,252 @@
+//! The outbox (one worker claims in an immediate transaction) and the audit log.
+
+use async_trait::async_trait;
+use convene_domain::audit::AuditEntry;
+use convene_domain::ids::{MessageId, TenantId};
+use convene_domain::outbox::{OutboxMessage, RetryDecision};
+use convene_domain::ports::{AuditLog, ClaimedMessage, OutboxCounts, OutboxStore, StoreError};
+use convene_domain::time::{SignedDuration, Timestamp};
+use convene_sql::errors::{Failure, store_error};
+use convene_sql::names::outbox_state;
+use convene_sql::rows::{AuditRow, ClaimedRow, OutboxRow, claimed};
+use convene_sql::{Micros, limits};
+use sqlx::PgConnection;
+
+use crate::{PgStore, count, limit};
+
+impl PgStore {
+    /// Enqueues checked messages: at most one per (tenant, key); a taken key is a no-op.
+    pub(crate) async fn enqueue_rows(
+        &self,
+        conn: &mut PgConnection,
+        rows: &[OutboxRow],
+    ) -> Result<(), Failure> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.query(
+            "INSERT INTO outbox (tenant_id, id, key, kind, payload, state, attempts, created_at) \
+             SELECT t, i, k, kd, p, 'pending', 0, c \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], \
+             $6::timestamptz[]) WITH ORDINALITY AS x (t, i, k, kd, p, c, n) ORDER BY n \
+             ON CONFLICT (tenant_id, key) DO NOTHING",
+        )
+        .bind(rows.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.kind.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// `NotFound` unless the message exists in the tenant.
+    async fn message_exists(&self, tenant: TenantId, id: MessageId) -> Result<(), StoreError> {
+        let found: Option<(i32,)> = self
+            .query_as("SELECT 1 FROM outbox WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        found.map(drop).ok_or(StoreError::NotFound)
+    }
+}
+
+#[async_trait]
+impl OutboxStore for PgStore {
+    async fn enqueue(&self, messages: &[OutboxMessage]) -> Result<(), StoreError> {
+        let rows = OutboxRow::of_all(messages)?;
+        let tenants: Vec<_> = rows.iter().map(|r| r.tenant_id).collect();
+        let result = async {
+            let mut tx = self.write().await?;
+            self.enqueue_rows(&mut tx, &rows).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.settle(result, &tenants).await
+    }
+
+    async fn claim(
+        &self,
+        now: Timestamp,
+        lease: SignedDuration,
+        limit_: u32,
+    ) -> Result<Vec<ClaimedMessage>, StoreError> {
+        if lease.is_negative() || lease.is_zero() {
+            return Err(StoreError::Invalid("a claim needs a positive lease".into()));
+        }
+        let claimed_until = now
+            .checked_add(lease)
+            .map_err(|_| StoreError::Invalid("the lease ends out of range".into()))?;
+        // One statement: the rows are locked (skipping those another worker holds) and
+        // marked in flight before anyone else can see them as due.
+        let rows: Vec<ClaimedRow> = self
+            .query_as(
+                "WITH due AS ( \
+                   SELECT tenant_id, id FROM outbox \
+                   WHERE (state = 'pending' AND (available_at IS NULL OR available_at <= $1)) \
+                      OR (state = 'in_flight' AND claimed_until <= $1) \
+                   ORDER BY created_at, id LIMIT $3 \
+                   FOR UPDATE SKIP LOCKED) \
+                 UPDATE outbox AS o SET state = 'in_flight', claimed_until = $2, \
+                   attempts = o.attempts + 1 \
+                 FROM due WHERE o.tenant_id = due.tenant_id AND o.id = due.id \
+                 RETURNING o.tenant_id, o.id, o.key, o.payload, o.created_at, o.attempts, \
+                   o.claimed_until",
+            )
+            .bind(Micros::of(now))
+            .bind(Micros::of(claimed_until))
+            .bind(limit(limit_))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        claimed(rows)
+    }
+
+    async fn complete(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let done = self
+            .query(
+                "UPDATE outbox SET state = 'delivered', payload = NULL, claimed_until = NULL, \
+                 available_at = NULL, last_error = NULL, done_at = $3 \
+                 WHERE tenant_id = $1 AND id = $2 AND state <> 'delivered'",
+            )
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .bind(Micros::of(now))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            // Delivered already (by this worker's earlier report, or another's): fine.
+            self.message_exists(tenant, id).await?;
+        }
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        error: &str,
+        decision: RetryDecision,
+    ) -> Result<(), StoreError> {
+        let (state, available_at) = match decision {
+            RetryDecision::RetryAt(t) => (outbox_state::PENDING, Some(Micros::of(t))),
+            RetryDecision::Dead => (outbox_state::DEAD, None),
+        };
+        let done = self
+            .query(
+                "UPDATE outbox SET state = $3::text, available_at = $4, claimed_until = NULL, \
+                 last_error = $5 \
+                 WHERE tenant_id = $1 AND id = $2 AND state <> 'delivered'",
+            )
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .bind(state)
+            .bind(available_at)
+            .bind(limits::last_error(error))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            // A late report after delivery changes nothing.
+            self.message_exists(tenant, id).await?;
+        }
+        Ok(())
+    }
+
+    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let rows: Vec<(String, i64)> = self
+            .query_as("SELECT state, count(*) FROM outbox GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let mut counts = OutboxCounts::default();
+        for (state, n) in rows {
+            let n = count(n);
+            match state.as_str() {
+                outbox_state::PENDING => counts.pending = n,
+                outbox_state::IN_FLIGHT => counts.in_flight = n,
+                outbox_state::DELIVERED => counts.delivered = n,
+                outbox_state::DEAD => counts.dead = n,
+                other => {
+                    return Err(convene_sql::corrupt(
+                        "outbox.state",
+                        format_args!("unknown value {other:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(counts)
+    }
+}
+
+#[async_trait]
+impl AuditLog for PgStore {
+    async fn append(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let rows = entries
+            .iter()
+            .map(AuditRow::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let tenants: Vec<_> = rows.iter().map(|r| r.tenant_id).collect();
+        let result = async {
+            self.query(
+                "INSERT INTO audit_log (tenant_id, id, actor_kind, actor_id, action, subject, \
+                 at, source) \
+                 SELECT t, i, ak, ai, a, s, at, src \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], \
+                 $6::text[], $7::timestamptz[], $8::text[]) WITH ORDINALITY \
+                 AS x (t, i, ak, ai, a, s, at, src, n) ORDER BY n",
+            )
+            .bind(rows.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|r| r.actor_kind.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(rows.iter().map(|r| r.actor_id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.action.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.subject.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.source.clone()).collect::<Vec<_>>())
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+        .await;
+        self.settle(result, &tenants).await
+    }
+
+    async fn entries(
+        &self,
+        tenant: TenantId,
+        since: Timestamp,
+        limit_: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<AuditRow> = self
+            .query_as(
+                "SELECT * FROM audit_log WHERE tenant_id = $1 AND at >= $2 \
+                 ORDER BY at, seq LIMIT $3",
+            )
+            .bind(tenant.as_uuid())
+            .bind(Micros::of(since))
+            .bind(limit(limit_))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(AuditRow::into_entry).collect()
+    }
+}

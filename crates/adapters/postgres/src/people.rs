@@ -1,0 +1,531 @@
+//! Tenants, users, grants with their credentials, sessions and API tokens.
+
+use async_trait::async_trait;
+use convene_domain::access::{ApiToken, Session, TokenHash};
+use convene_domain::consent::Grant;
+use convene_domain::email::EmailAddress;
+use convene_domain::ids::{ApiTokenId, GrantId, SessionId, TenantId, UserId};
+use convene_domain::outbox::OutboxMessage;
+use convene_domain::people::User;
+use convene_domain::ports::{
+    Credentials, GrantStore, Page, SessionStore, StoreError, TenantStore, UserStore,
+};
+use convene_domain::tenant::{Tenant, TenantKey};
+use convene_domain::time::Timestamp;
+use convene_sql::Micros;
+use convene_sql::credentials::CredentialsRow;
+use convene_sql::errors::{Failure, store_error};
+use convene_sql::rows::{
+    ApiTokenRow, GrantRow, OutboxRow, SessionRow, TenantRow, UserRow, email_lower,
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{PgStore, limit};
+
+#[async_trait]
+impl TenantStore for PgStore {
+    async fn insert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let row = TenantRow::of(tenant)?;
+        self.query(
+            "INSERT INTO tenants (tenant_id, key, key_kind, key_value, name, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(row.tenant_id)
+        .bind(row.key)
+        .bind(row.key_kind)
+        .bind(row.key_value)
+        .bind(row.name)
+        .bind(row.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn tenant(&self, id: TenantId) -> Result<Tenant, StoreError> {
+        let row: Option<TenantRow> = self
+            .query_as("SELECT * FROM tenants WHERE tenant_id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.ok_or(StoreError::UnknownTenant)?.into_tenant()
+    }
+
+    async fn tenant_by_key(&self, key: &TenantKey) -> Result<Option<Tenant>, StoreError> {
+        let row: Option<TenantRow> = self
+            .query_as("SELECT * FROM tenants WHERE key = $1")
+            .bind(key.as_key())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(TenantRow::into_tenant).transpose()
+    }
+
+    async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError> {
+        let ids: Vec<(Uuid,)> = self
+            .query_as("SELECT tenant_id FROM tenants ORDER BY tenant_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(ids.into_iter().map(|(id,)| id.into()).collect())
+    }
+}
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        let row = UserRow::of(user)?;
+        let result = self
+            .query(
+                "INSERT INTO users (tenant_id, id, name, email, email_lower, zone, \
+                 working_hours, buffer_before_us, buffer_after_us, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(row.tenant_id)
+            .bind(row.id)
+            .bind(row.name)
+            .bind(row.email)
+            .bind(row.email_lower)
+            .bind(row.zone)
+            .bind(row.working_hours)
+            .bind(row.buffer_before_us)
+            .bind(row.buffer_after_us)
+            .bind(row.created_at)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(Failure::from);
+        self.settle(result, &[row.tenant_id]).await
+    }
+
+    async fn user(&self, tenant: TenantId, id: UserId) -> Result<User, StoreError> {
+        let row: Option<UserRow> = self
+            .query_as("SELECT * FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.ok_or(StoreError::NotFound)?.into_user()
+    }
+
+    async fn user_by_email(
+        &self,
+        tenant: TenantId,
+        email: &EmailAddress,
+    ) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> = self
+            .query_as("SELECT * FROM users WHERE tenant_id = $1 AND email_lower = $2")
+            .bind(tenant.as_uuid())
+            .bind(email_lower(email))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(UserRow::into_user).transpose()
+    }
+
+    async fn users_by_emails(
+        &self,
+        tenant: TenantId,
+        emails: &[EmailAddress],
+    ) -> Result<Vec<User>, StoreError> {
+        let wanted: Vec<String> = emails.iter().map(email_lower).collect();
+        let rows: Vec<UserRow> = self
+            .query_as(
+                "SELECT * FROM users WHERE tenant_id = $1 \
+                 AND email_lower = ANY($2) ORDER BY id",
+            )
+            .bind(tenant.as_uuid())
+            .bind(wanted)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(UserRow::into_user).collect()
+    }
+
+    async fn users(&self, tenant: TenantId, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
+        let rows: Vec<UserRow> = self
+            .query_as(
+                "SELECT * FROM users WHERE tenant_id = $1 \
+                 AND id = ANY($2) ORDER BY id",
+            )
+            .bind(tenant.as_uuid())
+            .bind(ids.iter().map(UserId::as_uuid).collect::<Vec<_>>())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(UserRow::into_user).collect()
+    }
+
+    async fn list_users(
+        &self,
+        tenant: TenantId,
+        page: Page<UserId>,
+    ) -> Result<Vec<User>, StoreError> {
+        let rows: Vec<UserRow> = self
+            .query_as(
+                "SELECT * FROM users WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) \
+                 ORDER BY id LIMIT $3",
+            )
+            .bind(tenant.as_uuid())
+            .bind(page.after.map(|a| a.as_uuid()))
+            .bind(limit(page.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(UserRow::into_user).collect()
+    }
+
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        let row = UserRow::of(user)?;
+        let done = self
+            .query(
+                "UPDATE users SET name = $3, email = $4, email_lower = $5, zone = $6, \
+                 working_hours = $7, buffer_before_us = $8, buffer_after_us = $9 \
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(row.tenant_id)
+            .bind(row.id)
+            .bind(row.name)
+            .bind(row.email)
+            .bind(row.email_lower)
+            .bind(row.zone)
+            .bind(row.working_hours)
+            .bind(row.buffer_before_us)
+            .bind(row.buffer_after_us)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+impl PgStore {
+    /// Inserts or replaces a grant. A live grant needs its user in the tenant
+    /// (`Invalid` otherwise); an erased one outlives its user.
+    pub(crate) async fn put_grant(
+        &self,
+        conn: &mut PgConnection,
+        row: &GrantRow,
+    ) -> Result<(), Failure> {
+        let done = self
+            .query(
+                "INSERT INTO grants (tenant_id, id, user_id, provider, account, scopes, state, \
+                 revoked_by, revoked_by_admin, changed_at, granted_at) \
+                 SELECT $1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::jsonb, $7::text, \
+                 $8::text, $9::uuid, $10::timestamptz, $11::timestamptz \
+                 WHERE $7::text = 'erased' OR EXISTS \
+                   (SELECT 1 FROM users WHERE tenant_id = $1 AND id = $3) \
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET user_id = excluded.user_id, \
+                 provider = excluded.provider, account = excluded.account, \
+                 scopes = excluded.scopes, state = excluded.state, \
+                 revoked_by = excluded.revoked_by, revoked_by_admin = excluded.revoked_by_admin, \
+                 changed_at = excluded.changed_at, granted_at = excluded.granted_at",
+            )
+            .bind(row.tenant_id)
+            .bind(row.id)
+            .bind(row.user_id)
+            .bind(row.provider.clone())
+            .bind(row.account.clone())
+            .bind(row.scopes.clone())
+            .bind(row.state.clone())
+            .bind(row.revoked_by.clone())
+            .bind(row.revoked_by_admin)
+            .bind(row.changed_at)
+            .bind(row.granted_at)
+            .execute(&mut *conn)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Failure::Missing(
+                "the grant's user is not a user of this tenant".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl GrantStore for PgStore {
+    async fn save_grant(&self, grant: &Grant, outbox: &[OutboxMessage]) -> Result<(), StoreError> {
+        let row = GrantRow::of(grant)?;
+        let messages = OutboxRow::of_all(outbox)?;
+        let mut tenants = vec![row.tenant_id];
+        tenants.extend(messages.iter().map(|m| m.tenant_id));
+        let result = async {
+            let mut tx = self.write().await?;
+            self.put_grant(&mut tx, &row).await?;
+            self.enqueue_rows(&mut tx, &messages).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.settle(result, &tenants).await
+    }
+
+    async fn grant(&self, tenant: TenantId, id: GrantId) -> Result<Grant, StoreError> {
+        let row: Option<GrantRow> = self
+            .query_as("SELECT * FROM grants WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.ok_or(StoreError::NotFound)?.into_grant()
+    }
+
+    async fn grants_of(
+        &self,
+        tenant: TenantId,
+        users: &[UserId],
+    ) -> Result<Vec<Grant>, StoreError> {
+        let rows: Vec<GrantRow> = self
+            .query_as(
+                "SELECT * FROM grants WHERE tenant_id = $1 \
+                 AND user_id = ANY($2) ORDER BY id",
+            )
+            .bind(tenant.as_uuid())
+            .bind(users.iter().map(UserId::as_uuid).collect::<Vec<_>>())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(GrantRow::into_grant).collect()
+    }
+
+    async fn put_credentials(
+        &self,
+        tenant: TenantId,
+        grant: GrantId,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError> {
+        let row = CredentialsRow::seal(&self.ring, tenant, grant, credentials)?;
+        let done = self
+            .query(
+                "INSERT INTO credentials (tenant_id, grant_id, key_id, ciphertext) \
+                 SELECT $1::uuid, $2::uuid, $3::text, $4::bytea \
+                 WHERE EXISTS (SELECT 1 FROM grants WHERE tenant_id = $1 AND id = $2) \
+                 ON CONFLICT (tenant_id, grant_id) DO UPDATE SET key_id = excluded.key_id, \
+                 ciphertext = excluded.ciphertext, \
+                 updated_at = now()",
+            )
+            .bind(row.tenant_id)
+            .bind(row.grant_id)
+            .bind(row.key_id)
+            .bind(row.ciphertext)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn credentials(
+        &self,
+        tenant: TenantId,
+        grant: GrantId,
+    ) -> Result<Option<Credentials>, StoreError> {
+        let row: Option<CredentialsRow> = self
+            .query_as(
+                "SELECT tenant_id, grant_id, key_id, ciphertext FROM credentials \
+                 WHERE tenant_id = $1 AND grant_id = $2",
+            )
+            .bind(tenant.as_uuid())
+            .bind(grant.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(|r| r.open(&self.ring)).transpose()
+    }
+
+    async fn delete_credentials(&self, tenant: TenantId, grant: GrantId) -> Result<(), StoreError> {
+        self.query("DELETE FROM credentials WHERE tenant_id = $1 AND grant_id = $2")
+            .bind(tenant.as_uuid())
+            .bind(grant.as_uuid())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for PgStore {
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        let row = SessionRow::of(session);
+        let result = self
+            .query(
+                "INSERT INTO sessions (tenant_id, id, user_id, token_hash, created_at, \
+                 last_seen_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(row.tenant_id)
+            .bind(row.id)
+            .bind(row.user_id)
+            .bind(row.token_hash)
+            .bind(row.created_at)
+            .bind(row.last_seen_at)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(Failure::from);
+        self.settle(result, &[row.tenant_id]).await
+    }
+
+    async fn session(
+        &self,
+        tenant: TenantId,
+        hash: &TokenHash,
+    ) -> Result<Option<Session>, StoreError> {
+        let row: Option<SessionRow> = self
+            .query_as("SELECT * FROM sessions WHERE tenant_id = $1 AND token_hash = $2")
+            .bind(tenant.as_uuid())
+            .bind(hash.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(SessionRow::into_session).transpose()
+    }
+
+    async fn touch_session(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let done = self
+            .query(
+                "UPDATE sessions SET last_seen_at = greatest(last_seen_at, $3) \
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .bind(Micros::of(now))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_session(&self, tenant: TenantId, id: SessionId) -> Result<(), StoreError> {
+        self.query("DELETE FROM sessions WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn delete_sessions_of(&self, tenant: TenantId, user: UserId) -> Result<(), StoreError> {
+        self.query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant.as_uuid())
+            .bind(user.as_uuid())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn purge_sessions(
+        &self,
+        idle_before: Timestamp,
+        created_before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let done = self
+            .query("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
+            .bind(Micros::of(idle_before))
+            .bind(Micros::of(created_before))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_api_token(&self, token: &ApiToken) -> Result<(), StoreError> {
+        let row = ApiTokenRow::of(token)?;
+        let result = self
+            .query(
+                "INSERT INTO api_tokens (tenant_id, id, user_id, label, token_hash, created_at, \
+                 expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(row.tenant_id)
+            .bind(row.id)
+            .bind(row.user_id)
+            .bind(row.label)
+            .bind(row.token_hash)
+            .bind(row.created_at)
+            .bind(row.expires_at)
+            .bind(row.revoked_at)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(Failure::from);
+        self.settle(result, &[row.tenant_id]).await
+    }
+
+    async fn api_token(
+        &self,
+        tenant: TenantId,
+        hash: &TokenHash,
+    ) -> Result<Option<ApiToken>, StoreError> {
+        let row: Option<ApiTokenRow> = self
+            .query_as("SELECT * FROM api_tokens WHERE tenant_id = $1 AND token_hash = $2")
+            .bind(tenant.as_uuid())
+            .bind(hash.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(ApiTokenRow::into_token).transpose()
+    }
+
+    async fn api_tokens_of(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<Vec<ApiToken>, StoreError> {
+        let rows: Vec<ApiTokenRow> = self
+            .query_as(
+                "SELECT * FROM api_tokens WHERE tenant_id = $1 AND user_id = $2 \
+                 ORDER BY created_at DESC, id DESC",
+            )
+            .bind(tenant.as_uuid())
+            .bind(user.as_uuid())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(ApiTokenRow::into_token).collect()
+    }
+
+    async fn revoke_api_token(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        id: ApiTokenId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let done = self
+            .query(
+                "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $4) \
+                 WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
+            )
+            .bind(tenant.as_uuid())
+            .bind(user.as_uuid())
+            .bind(id.as_uuid())
+            .bind(Micros::of(now))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

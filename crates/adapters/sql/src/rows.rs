@@ -1,0 +1,1017 @@
+//! One struct per table row, and its conversion to and from the domain.
+//!
+//! Going in (`XRow::of`), values are checked against the [field limits](crate::limits)
+//! and refused as `Invalid` before any SQL runs. Coming out (`into_*`), anything that does
+//! not parse back into the domain's types is `Corrupt`, naming the column or record:
+//! never a silently wrong value.
+//!
+//! Column names are the field names; ids are UUIDs, instants are [`Micros`], JSON columns
+//! are [`JsonText`], token hashes are 32 bytes.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use convene_domain::access::{ApiToken, Session, TokenHash};
+use convene_domain::audit::{Actor, AuditEntry};
+use convene_domain::consent::{Grant, GrantSnapshot, GrantState, RevokedBy, Scope};
+use convene_domain::email::EmailAddress;
+use convene_domain::ids::MeetingId;
+use convene_domain::meeting::{
+    BookedEvent, Meeting, MeetingSnapshot, MeetingState, MeetingTitle, Participant,
+    ParticipantKind, Proposal, Vote,
+};
+use convene_domain::outbox::OutboxMessage;
+use convene_domain::people::{Buffers, PersonName, User};
+use convene_domain::ports::{ClaimedMessage, StoreError};
+use convene_domain::tenant::{Tenant, TenantKey};
+use convene_domain::time::{Interval, MeetingLength, SignedDuration, Zone};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::names::{self, actor_kind, grant_state, participant_kind};
+use crate::values::duration_micros;
+use crate::{JsonText, Micros, corrupt, limits};
+
+/// An email as compared: ASCII lower case (the domain compares addresses
+/// ASCII-case-insensitively).
+pub fn email_lower(email: &EmailAddress) -> String {
+    email.as_str().to_ascii_lowercase()
+}
+
+fn int(what: &str, n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::Invalid(format!("{what} {n} is too large to store")))
+}
+
+fn uint<T: TryFrom<i64>>(what: &str, n: i64) -> Result<T, StoreError> {
+    T::try_from(n).map_err(|_| corrupt(what, format_args!("{n} is out of range")))
+}
+
+fn interval(what: &str, start: Micros, end: Micros) -> Result<Interval, StoreError> {
+    Interval::new(start.timestamp()?, end.timestamp()?).map_err(|e| corrupt(what, e))
+}
+
+/// An interval's ends, refused when truncation to microseconds would empty it.
+fn interval_micros(what: &str, i: Interval) -> Result<(Micros, Micros), StoreError> {
+    let (start, end) = (Micros::of(i.start()), Micros::of(i.end()));
+    if start >= end {
+        return Err(StoreError::Invalid(format!(
+            "{what} is shorter than a microsecond"
+        )));
+    }
+    Ok((start, end))
+}
+
+fn person_name(what: &str, name: &str) -> Result<PersonName, StoreError> {
+    PersonName::parse(name).map_err(|e| corrupt(what, e))
+}
+
+fn email(what: &str, address: &str) -> Result<EmailAddress, StoreError> {
+    EmailAddress::parse(address).map_err(|e| corrupt(what, e))
+}
+
+fn zone(what: &str, name: &str) -> Result<Zone, StoreError> {
+    Zone::parse(name).map_err(|e| corrupt(what, e))
+}
+
+fn token_hash(what: &str, bytes: &[u8]) -> Result<TokenHash, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(TokenHash::from_bytes)
+        .map_err(|_| corrupt(what, format_args!("{} bytes, expected 32", bytes.len())))
+}
+
+// ---------------------------------------------------------------- tenants
+
+/// `tenants`: `key` is [`TenantKey::as_key`] (unique); `key_kind` and `key_value` keep
+/// the key exactly as given.
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TenantRow {
+    /// The tenant's id.
+    pub tenant_id: Uuid,
+    /// Normalised external key, unique.
+    pub key: String,
+    /// `google_workspace`, `microsoft`, `personal` or `local`.
+    pub key_kind: String,
+    /// The domain, tid, subject or slug as given.
+    pub key_value: String,
+    /// Display name.
+    pub name: String,
+    /// When first seen.
+    pub created_at: Micros,
+}
+
+impl TenantRow {
+    /// The row for a tenant.
+    pub fn of(t: &Tenant) -> Result<Self, StoreError> {
+        let (key_kind, key_value) = match &t.key {
+            TenantKey::GoogleWorkspace { domain } => ("google_workspace", domain),
+            TenantKey::Microsoft { tid } => ("microsoft", tid),
+            TenantKey::Personal { subject } => ("personal", subject),
+            TenantKey::Local { slug } => ("local", slug),
+        };
+        let key = t.key.as_key();
+        limits::text("tenant key", &key, limits::TENANT_KEY)?;
+        limits::text("tenant name", &t.name, limits::TENANT_NAME)?;
+        Ok(Self {
+            tenant_id: t.id.as_uuid(),
+            key,
+            key_kind: key_kind.to_owned(),
+            key_value: key_value.clone(),
+            name: t.name.clone(),
+            created_at: Micros::of(t.created_at),
+        })
+    }
+
+    /// The tenant back.
+    pub fn into_tenant(self) -> Result<Tenant, StoreError> {
+        let value = self.key_value;
+        let key = match self.key_kind.as_str() {
+            "google_workspace" => TenantKey::GoogleWorkspace { domain: value },
+            "microsoft" => TenantKey::Microsoft { tid: value },
+            "personal" => TenantKey::Personal { subject: value },
+            "local" => TenantKey::Local { slug: value },
+            other => {
+                return Err(corrupt(
+                    "tenants.key_kind",
+                    format_args!("unknown value {other:?}"),
+                ));
+            }
+        };
+        Ok(Tenant {
+            id: self.tenant_id.into(),
+            key,
+            name: self.name,
+            created_at: self.created_at.timestamp()?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- users
+
+/// `users`: `email_lower` is unique per tenant.
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UserRow {
+    /// Tenant.
+    pub tenant_id: Uuid,
+    /// Id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Email as given.
+    pub email: String,
+    /// Email as compared ([`email_lower`]).
+    pub email_lower: String,
+    /// IANA zone name.
+    pub zone: String,
+    /// `WeeklyHours` in its serde form.
+    pub working_hours: JsonText,
+    /// Buffer before meetings, in microseconds.
+    pub buffer_before_us: i64,
+    /// Buffer after meetings, in microseconds.
+    pub buffer_after_us: i64,
+    /// Account creation.
+    pub created_at: Micros,
+}
+
+impl UserRow {
+    /// The row for a user.
+    pub fn of(u: &User) -> Result<Self, StoreError> {
+        let working_hours = JsonText::of("working hours", &u.working_hours)?;
+        limits::json(
+            "working hours",
+            working_hours.as_str(),
+            limits::WORKING_HOURS_BYTES,
+        )?;
+        Ok(Self {
+            tenant_id: u.tenant.as_uuid(),
+            id: u.id.as_uuid(),
+            name: u.name.as_str().to_owned(),
+            email: u.email.as_str().to_owned(),
+            email_lower: email_lower(&u.email),
+            zone: u.zone.name().to_owned(),
+            working_hours,
+            buffer_before_us: duration_micros(u.buffers.before),
+            buffer_after_us: duration_micros(u.buffers.after),
+            created_at: Micros::of(u.created_at),
+        })
+    }
+
+    /// The user back.
+    pub fn into_user(self) -> Result<User, StoreError> {
+        let what = format!("user {}", self.id);
+        let buffers = Buffers::new(
+            SignedDuration::from_micros(self.buffer_before_us),
+            SignedDuration::from_micros(self.buffer_after_us),
+        )
+        .ok_or_else(|| corrupt(&what, "buffers out of range"))?;
+        Ok(User {
+            id: self.id.into(),
+            tenant: self.tenant_id.into(),
+            name: person_name(&what, &self.name)?,
+            email: email(&what, &self.email)?,
+            zone: zone(&what, &self.zone)?,
+            working_hours: self
+                .working_hours
+                .parse(&format!("{what}: working hours"))?,
+            buffers,
+            created_at: self.created_at.timestamp()?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- grants
+
+/// `grants`: `(tenant_id, user_id, provider, account)` is unique among rows whose state is
+/// not `erased`.
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GrantRow {
+    /// Tenant.
+    pub tenant_id: Uuid,
+    /// Id.
+    pub id: Uuid,
+    /// The user who consented (kept after they are erased: an opaque id).
+    pub user_id: Uuid,
+    /// Provider name.
+    pub provider: String,
+    /// The provider's account id (empty once erased).
+    pub account: String,
+    /// Scope names, a JSON array.
+    pub scopes: JsonText,
+    /// `active`, `revoked` or `erased`.
+    pub state: String,
+    /// For `revoked`: `user`, `admin` or `provider`.
+    pub revoked_by: Option<String>,
+    /// For a revocation by an administrator: who.
+    pub revoked_by_admin: Option<Uuid>,
+    /// When it was revoked or erased.
+    pub changed_at: Option<Micros>,
+    /// When consent was given.
+    pub granted_at: Micros,
+}
+
+impl GrantRow {
+    /// The row for a grant.
+    pub fn of(g: &Grant) -> Result<Self, StoreError> {
+        limits::text("grant account", g.account(), limits::GRANT_ACCOUNT)?;
+        let scopes: Vec<String> = g.scopes().map(names::scope).collect();
+        let (state, revoked_by, revoked_by_admin, changed_at) = match g.state() {
+            GrantState::Active => (grant_state::ACTIVE, None, None, None),
+            GrantState::Revoked { by, at } => {
+                let (by, admin) = match by {
+                    RevokedBy::User => (grant_state::BY_USER, None),
+                    RevokedBy::Admin { admin } => (grant_state::BY_ADMIN, Some(admin.as_uuid())),
+                    RevokedBy::Provider => (grant_state::BY_PROVIDER, None),
+                };
+                (
+                    grant_state::REVOKED,
+                    Some(by.to_owned()),
+                    admin,
+                    Some(Micros::of(at)),
+                )
+            }
+            GrantState::Erased { at } => (grant_state::ERASED, None, None, Some(Micros::of(at))),
+        };
+        Ok(Self {
+            tenant_id: g.tenant().as_uuid(),
+            id: g.id().as_uuid(),
+            user_id: g.user().as_uuid(),
+            provider: names::provider(g.provider()).to_owned(),
+            account: g.account().to_owned(),
+            scopes: JsonText::of("scopes", &scopes)?,
+            state: state.to_owned(),
+            revoked_by,
+            revoked_by_admin,
+            changed_at,
+            granted_at: Micros::of(g.granted_at()),
+        })
+    }
+
+    /// Whether the row is of an erased grant (which clashes with nothing).
+    pub fn is_erased(&self) -> bool {
+        self.state == grant_state::ERASED
+    }
+
+    /// The grant back.
+    pub fn into_grant(self) -> Result<Grant, StoreError> {
+        let what = format!("grant {}", self.id);
+        let changed_at = || {
+            self.changed_at
+                .ok_or_else(|| corrupt(&what, "no changed_at"))?
+                .timestamp()
+        };
+        let state = match self.state.as_str() {
+            grant_state::ACTIVE => GrantState::Active,
+            grant_state::ERASED => GrantState::Erased { at: changed_at()? },
+            grant_state::REVOKED => {
+                let by = match (self.revoked_by.as_deref(), self.revoked_by_admin) {
+                    (Some(grant_state::BY_USER), _) => RevokedBy::User,
+                    (Some(grant_state::BY_PROVIDER), _) => RevokedBy::Provider,
+                    (Some(grant_state::BY_ADMIN), Some(admin)) => RevokedBy::Admin {
+                        admin: admin.into(),
+                    },
+                    (by, _) => {
+                        return Err(corrupt(&what, format_args!("revoked_by {by:?}")));
+                    }
+                };
+                GrantState::Revoked {
+                    by,
+                    at: changed_at()?,
+                }
+            }
+            other => return Err(corrupt(&what, format_args!("state {other:?}"))),
+        };
+        let scopes: Vec<String> = self.scopes.parse(&format!("{what}: scopes"))?;
+        let scopes = scopes
+            .iter()
+            .map(|s| names::parse_scope(s))
+            .collect::<Result<Vec<Scope>, _>>()?;
+        Grant::restore(GrantSnapshot {
+            id: self.id.into(),
+            tenant: self.tenant_id.into(),
+            user: self.user_id.into(),
+            provider: names::parse_provider(&self.provider)?,
+            account: self.account,
+            scopes,
+            state,
+            granted_at: self.granted_at.timestamp()?,
+        })
+        .map_err(|e| corrupt(&what, e))
+    }
+}
+
+// ---------------------------------------------------------------- meetings
+
+/// `meetings`: one row per meeting; `version` is compared on update.
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MeetingRow {
+    /// Tenant of the organizer.
+    pub tenant_id: Uuid,
+    /// Id.
+    pub id: Uuid,
+    /// The organizer (a user of the tenant).
+    pub organizer_id: Uuid,
+    /// Title.
+    pub title: String,
+    /// Length in minutes.
+    pub duration_min: i64,
+    /// Search window start.
+    pub window_start: Micros,
+    /// Search window end.
+    pub window_end: Micros,
+    /// [`MeetingState::name`].
+    pub state: String,
+    /// For `polling`: the poll's deadline.
+    pub deadline: Option<Micros>,
+    /// For `booked`: the proposal.
+    pub booked_proposal: Option<Uuid>,
+    /// For `booked`: the slot's start.
+    pub booked_start: Option<Micros>,
+    /// For `booked`: the slot's end.
+    pub booked_end: Option<Micros>,
+    /// When the meeting entered its state (not for `polling`).
+    pub state_at: Option<Micros>,
+    /// Poll round.
+    pub round: i64,
+    /// iCalendar `SEQUENCE`.
+    pub sequence: i64,
+    /// The booked event (`BookedEvent` in its serde form), once created.
+    pub event: Option<JsonText>,
+    /// When asked for.
+    pub created_at: Micros,
+    /// Optimistic version.
+    pub version: i64,
+}
+
+/// `participants`: one row per participant, in `position` order.
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ParticipantRow {
+    /// Tenant of the meeting.
+    pub tenant_id: Uuid,
+    /// Meeting.
+    pub meeting_id: Uuid,
+    /// Id.
+    pub id: Uuid,
+    /// Order in the meeting.
+    pub position: i64,
+    /// Display name.
+    pub name: String,
+    /// Email, for connected and email participants.
+    pub email: Option<String>,
+    /// Email as compared (erasure finds a person by it).
+    pub email_lower: Option<String>,
+    /// `connected`, `email`, `link` or `erased`.
+    pub kind: String,
+    /// For `connected`: the user.
+    pub user_id: Option<Uuid>,
+    /// `required` or `optional`.
+    pub attendance: String,
+    /// IANA zone name, when known.
+    pub zone: Option<String>,
+}
+
+/// `proposals`: the current round's slots, in `position` order (best first).
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProposalRow {
+    /// Tenant of the meeting.
+    pub tenant_id: Uuid,
+    /// Meeting.
+    pub meeting_id: Uuid,
+    /// Id.
+    pub id: Uuid,
+    /// Order (best first).
+    pub position: i64,
+    /// Slot start.
+    pub slot_start: Micros,
+    /// Slot end.
+    pub slot_end: Micros,
+}
+
+/// `votes`: one answer per participant and proposal, in `position` order.
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VoteRow {
+    /// Tenant of the meeting.
+    pub tenant_id: Uuid,
+    /// Meeting.
+    pub meeting_id: Uuid,
+    /// Who.
+    pub participant_id: Uuid,
+    /// For which proposal.
+    pub proposal_id: Uuid,
+    /// Order in the meeting's list of votes.
+    pub position: i64,
+    /// `yes` or `no`.
+    pub answer: String,
+    /// When (the latest change).
+    pub at: Micros,
+}
+
+/// A meeting as rows: what a store writes and reads back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeetingRows {
+    /// The meeting row.
+    pub meeting: MeetingRow,
+    /// Its participants, in order.
+    pub participants: Vec<ParticipantRow>,
+    /// Its proposals, in order.
+    pub proposals: Vec<ProposalRow>,
+    /// Its votes, in order.
+    pub votes: Vec<VoteRow>,
+}
+
+impl MeetingRows {
+    /// The rows of a meeting, at its current version.
+    pub fn of(m: &Meeting) -> Result<Self, StoreError> {
+        let s = m.snapshot();
+        let (tenant_id, meeting_id) = (s.tenant.as_uuid(), s.id.as_uuid());
+        if s.participants.len() > Meeting::MAX_PARTICIPANTS {
+            return Err(StoreError::Invalid(format!(
+                "a meeting can have at most {} participants",
+                Meeting::MAX_PARTICIPANTS
+            )));
+        }
+        if let Some(e) = &s.event {
+            limits::text("event id", &e.event_id, limits::EVENT_ID)?;
+            if let Some(url) = &e.conference_url {
+                limits::text("conference link", url, limits::CONFERENCE_URL)?;
+            }
+        }
+        let (window_start, window_end) = interval_micros("the search window", s.window)?;
+        let mut row = MeetingRow {
+            tenant_id,
+            id: meeting_id,
+            organizer_id: s.organizer.as_uuid(),
+            title: s.title.as_str().to_owned(),
+            duration_min: s.duration.minutes(),
+            window_start,
+            window_end,
+            state: s.state.name().to_owned(),
+            deadline: None,
+            booked_proposal: None,
+            booked_start: None,
+            booked_end: None,
+            state_at: None,
+            round: i64::from(s.round),
+            sequence: i64::from(s.sequence),
+            event: s
+                .event
+                .as_ref()
+                .map(|e| JsonText::of("booked event", e))
+                .transpose()?,
+            created_at: Micros::of(s.created_at),
+            version: int("meeting version", s.version)?,
+        };
+        match s.state {
+            MeetingState::Polling { deadline } => row.deadline = Some(Micros::of(deadline)),
+            MeetingState::Booked { proposal, slot, at } => {
+                let (start, end) = interval_micros("the booked slot", slot)?;
+                row.booked_proposal = Some(proposal.as_uuid());
+                row.booked_start = Some(start);
+                row.booked_end = Some(end);
+                row.state_at = Some(Micros::of(at));
+            }
+            MeetingState::Cancelled { at }
+            | MeetingState::Expired { at }
+            | MeetingState::NoCommonSlot { at } => row.state_at = Some(Micros::of(at)),
+        }
+        let participants = s
+            .participants
+            .iter()
+            .zip(0..)
+            .map(|(p, position)| {
+                let (kind, user_id) = match p.kind {
+                    ParticipantKind::Connected { user } => {
+                        (participant_kind::CONNECTED, Some(user.as_uuid()))
+                    }
+                    ParticipantKind::Email => (participant_kind::EMAIL, None),
+                    ParticipantKind::Link => (participant_kind::LINK, None),
+                    ParticipantKind::Erased => (participant_kind::ERASED, None),
+                };
+                ParticipantRow {
+                    tenant_id,
+                    meeting_id,
+                    id: p.id.as_uuid(),
+                    position,
+                    name: p.name.as_str().to_owned(),
+                    email: p.email.as_ref().map(|e| e.as_str().to_owned()),
+                    email_lower: p.email.as_ref().map(email_lower),
+                    kind: kind.to_owned(),
+                    user_id,
+                    attendance: names::attendance(p.attendance).to_owned(),
+                    zone: p.zone.as_ref().map(|z| z.name().to_owned()),
+                }
+            })
+            .collect();
+        let proposals = s
+            .proposals
+            .iter()
+            .zip(0..)
+            .map(|(p, position)| {
+                let (slot_start, slot_end) = interval_micros("a proposed slot", p.slot)?;
+                Ok(ProposalRow {
+                    tenant_id,
+                    meeting_id,
+                    id: p.id.as_uuid(),
+                    position,
+                    slot_start,
+                    slot_end,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let votes = s
+            .votes
+            .iter()
+            .zip(0..)
+            .map(|(v, position)| VoteRow {
+                tenant_id,
+                meeting_id,
+                participant_id: v.participant.as_uuid(),
+                proposal_id: v.proposal.as_uuid(),
+                position,
+                answer: names::answer(v.answer).to_owned(),
+                at: Micros::of(v.at),
+            })
+            .collect();
+        Ok(Self {
+            meeting: row,
+            participants,
+            proposals,
+            votes,
+        })
+    }
+
+    /// The meeting back, its invariants checked by [`Meeting::restore`].
+    pub fn into_meeting(self) -> Result<Meeting, StoreError> {
+        let Self {
+            meeting: m,
+            mut participants,
+            mut proposals,
+            mut votes,
+        } = self;
+        let what = format!("meeting {}", m.id);
+        participants.sort_by_key(|p| p.position);
+        proposals.sort_by_key(|p| p.position);
+        votes.sort_by_key(|v| v.position);
+        let state = match m.state.as_str() {
+            "polling" => MeetingState::Polling {
+                deadline: m
+                    .deadline
+                    .ok_or_else(|| corrupt(&what, "polling without a deadline"))?
+                    .timestamp()?,
+            },
+            "booked" => {
+                let (Some(proposal), Some(start), Some(end)) =
+                    (m.booked_proposal, m.booked_start, m.booked_end)
+                else {
+                    return Err(corrupt(&what, "booked without a slot"));
+                };
+                MeetingState::Booked {
+                    proposal: proposal.into(),
+                    slot: interval(&what, start, end)?,
+                    at: state_at(&what, m.state_at)?,
+                }
+            }
+            "cancelled" => MeetingState::Cancelled {
+                at: state_at(&what, m.state_at)?,
+            },
+            "expired" => MeetingState::Expired {
+                at: state_at(&what, m.state_at)?,
+            },
+            "no_common_slot" => MeetingState::NoCommonSlot {
+                at: state_at(&what, m.state_at)?,
+            },
+            other => return Err(corrupt(&what, format_args!("state {other:?}"))),
+        };
+        let participants = participants
+            .into_iter()
+            .map(|p| {
+                let kind = match (p.kind.as_str(), p.user_id) {
+                    (participant_kind::CONNECTED, Some(user)) => {
+                        ParticipantKind::Connected { user: user.into() }
+                    }
+                    (participant_kind::EMAIL, _) => ParticipantKind::Email,
+                    (participant_kind::LINK, _) => ParticipantKind::Link,
+                    (participant_kind::ERASED, _) => ParticipantKind::Erased,
+                    (kind, _) => {
+                        return Err(corrupt(
+                            &what,
+                            format_args!("participant {} of kind {kind:?}", p.id),
+                        ));
+                    }
+                };
+                Ok(Participant {
+                    id: p.id.into(),
+                    name: person_name(&what, &p.name)?,
+                    email: p.email.as_deref().map(|e| email(&what, e)).transpose()?,
+                    kind,
+                    attendance: names::parse_attendance(&p.attendance)?,
+                    zone: p.zone.as_deref().map(|z| zone(&what, z)).transpose()?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let proposals = proposals
+            .into_iter()
+            .map(|p| {
+                Ok(Proposal {
+                    id: p.id.into(),
+                    slot: interval(&what, p.slot_start, p.slot_end)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let votes = votes
+            .into_iter()
+            .map(|v| {
+                Ok(Vote {
+                    participant: v.participant_id.into(),
+                    proposal: v.proposal_id.into(),
+                    answer: names::parse_answer(&v.answer)?,
+                    at: v.at.timestamp()?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let snapshot = MeetingSnapshot {
+            id: m.id.into(),
+            tenant: m.tenant_id.into(),
+            organizer: m.organizer_id.into(),
+            title: MeetingTitle::parse(&m.title).map_err(|e| corrupt(&what, e))?,
+            duration: MeetingLength::from_minutes(m.duration_min).map_err(|e| corrupt(&what, e))?,
+            window: interval(&what, m.window_start, m.window_end)?,
+            participants,
+            round: uint(&what, m.round)?,
+            proposals,
+            votes,
+            state,
+            sequence: uint(&what, m.sequence)?,
+            event: m
+                .event
+                .map(|e| e.parse::<BookedEvent>(&format!("{what}: event")))
+                .transpose()?,
+            created_at: m.created_at.timestamp()?,
+            version: uint(&what, m.version)?,
+        };
+        Meeting::restore(snapshot).map_err(|e| corrupt(&what, e))
+    }
+}
+
+fn state_at(what: &str, at: Option<Micros>) -> Result<convene_domain::time::Timestamp, StoreError> {
+    at.ok_or_else(|| corrupt(what, "no state_at"))?.timestamp()
+}
+
+/// Meetings from their rows and their children's rows, in the order of `meetings`.
+/// Children may come in any order and for any of the meetings (grouped here by tenant
+/// and meeting).
+pub fn assemble(
+    meetings: Vec<MeetingRow>,
+    participants: Vec<ParticipantRow>,
+    proposals: Vec<ProposalRow>,
+    votes: Vec<VoteRow>,
+) -> Result<Vec<Meeting>, StoreError> {
+    type Key = (Uuid, Uuid);
+    fn group<T>(rows: Vec<T>, key: impl Fn(&T) -> Key) -> HashMap<Key, Vec<T>> {
+        let mut map: HashMap<Key, Vec<T>> = HashMap::new();
+        for row in rows {
+            map.entry(key(&row)).or_default().push(row);
+        }
+        map
+    }
+    let mut participants = group(participants, |p| (p.tenant_id, p.meeting_id));
+    let mut proposals = group(proposals, |p| (p.tenant_id, p.meeting_id));
+    let mut votes = group(votes, |v| (v.tenant_id, v.meeting_id));
+    meetings
+        .into_iter()
+        .map(|m| {
+            let key = (m.tenant_id, m.id);
+            MeetingRows {
+                participants: participants.remove(&key).unwrap_or_default(),
+                proposals: proposals.remove(&key).unwrap_or_default(),
+                votes: votes.remove(&key).unwrap_or_default(),
+                meeting: m,
+            }
+            .into_meeting()
+        })
+        .collect()
+}
+
+/// The `(tenant_id, id)` pairs of meeting rows, for loading their children in one query
+/// per child table.
+pub fn meeting_keys(meetings: &[MeetingRow]) -> (Vec<Uuid>, Vec<Uuid>) {
+    meetings.iter().map(|m| (m.tenant_id, m.id)).unzip()
+}
+
+/// The ids of meetings, as stored.
+pub fn meeting_ids(ids: &[MeetingId]) -> Vec<Uuid> {
+    ids.iter().map(MeetingId::as_uuid).collect()
+}
+
+// ---------------------------------------------------------------- sessions and tokens
+
+/// `sessions`: `token_hash` is unique per tenant.
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SessionRow {
+    /// Tenant.
+    pub tenant_id: Uuid,
+    /// Id.
+    pub id: Uuid,
+    /// Who is signed in.
+    pub user_id: Uuid,
+    /// SHA-256 of the cookie's secret.
+    pub token_hash: Vec<u8>,
+    /// Sign-in.
+    pub created_at: Micros,
+    /// Last request.
+    pub last_seen_at: Micros,
+}
+
+impl SessionRow {
+    /// The row for a session.
+    pub fn of(s: &Session) -> Self {
+        Self {
+            tenant_id: s.tenant.as_uuid(),
+            id: s.id.as_uuid(),
+            user_id: s.user.as_uuid(),
+            token_hash: s.token_hash.as_bytes().to_vec(),
+            created_at: Micros::of(s.created_at),
+            last_seen_at: Micros::of(s.last_seen_at),
+        }
+    }
+
+    /// The session back.
+    pub fn into_session(self) -> Result<Session, StoreError> {
+        Ok(Session {
+            id: self.id.into(),
+            tenant: self.tenant_id.into(),
+            user: self.user_id.into(),
+            token_hash: token_hash(&format!("session {}", self.id), &self.token_hash)?,
+            created_at: self.created_at.timestamp()?,
+            last_seen_at: self.last_seen_at.timestamp()?,
+        })
+    }
+}
+
+/// `api_tokens`: `token_hash` is unique per tenant.
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiTokenRow {
+    /// Tenant.
+    pub tenant_id: Uuid,
+    /// Id.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// The owner's label.
+    pub label: String,
+    /// SHA-256 of the secret.
+    pub token_hash: Vec<u8>,
+    /// Made.
+    pub created_at: Micros,
+    /// Refused after.
+    pub expires_at: Option<Micros>,
+    /// Revoked.
+    pub revoked_at: Option<Micros>,
+}
+
+impl ApiTokenRow {
+    /// The row for a token.
+    pub fn of(t: &ApiToken) -> Result<Self, StoreError> {
+        limits::text("token label", &t.label, limits::TOKEN_LABEL)?;
+        Ok(Self {
+            tenant_id: t.tenant.as_uuid(),
+            id: t.id.as_uuid(),
+            user_id: t.user.as_uuid(),
+            label: t.label.clone(),
+            token_hash: t.token_hash.as_bytes().to_vec(),
+            created_at: Micros::of(t.created_at),
+            expires_at: t.expires_at.map(Micros::of),
+            revoked_at: t.revoked_at.map(Micros::of),
+        })
+    }
+
+    /// The token back.
+    pub fn into_token(self) -> Result<ApiToken, StoreError> {
+        Ok(ApiToken {
+            id: self.id.into(),
+            tenant: self.tenant_id.into(),
+            user: self.user_id.into(),
+            label: self.label,
+            token_hash: token_hash(&format!("api token {}", self.id), &self.token_hash)?,
+            created_at: self.created_at.timestamp()?,
+            expires_at: self.expires_at.map(Micros::timestamp).transpose()?,
+            revoked_at: self.revoked_at.map(Micros::timestamp).transpose()?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- audit
+
+/// `audit_log`: append-only.
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditRow {
+    /// Tenant whose data was touched.
+    pub tenant_id: Uuid,
+    /// Id.
+    pub id: Uuid,
+    /// `user`, `admin`, `guest` or `system`.
+    pub actor_kind: String,
+    /// The user or participant, except for `system`.
+    pub actor_id: Option<Uuid>,
+    /// [`AuditAction::as_str`](convene_domain::audit::AuditAction::as_str).
+    pub action: String,
+    /// Which record (an opaque id).
+    pub subject: String,
+    /// When.
+    pub at: Micros,
+    /// The source address, as text.
+    pub source: Option<String>,
+}
+
+impl AuditRow {
+    /// The row for an entry.
+    pub fn of(e: &AuditEntry) -> Result<Self, StoreError> {
+        limits::text("audit subject", &e.subject, limits::AUDIT_SUBJECT)?;
+        let (actor_kind, actor_id) = match e.actor {
+            Actor::User(u) => (actor_kind::USER, Some(u.as_uuid())),
+            Actor::Admin(u) => (actor_kind::ADMIN, Some(u.as_uuid())),
+            Actor::Guest(p) => (actor_kind::GUEST, Some(p.as_uuid())),
+            Actor::System => (actor_kind::SYSTEM, None),
+        };
+        Ok(Self {
+            tenant_id: e.tenant.as_uuid(),
+            id: e.id.as_uuid(),
+            actor_kind: actor_kind.to_owned(),
+            actor_id,
+            action: names::audit_action(e.action).to_owned(),
+            subject: e.subject.clone(),
+            at: Micros::of(e.at),
+            source: e.source.map(|ip| ip.to_string()),
+        })
+    }
+
+    /// The entry back.
+    pub fn into_entry(self) -> Result<AuditEntry, StoreError> {
+        let what = format!("audit row {}", self.id);
+        let actor = match (self.actor_kind.as_str(), self.actor_id) {
+            (actor_kind::USER, Some(id)) => Actor::User(id.into()),
+            (actor_kind::ADMIN, Some(id)) => Actor::Admin(id.into()),
+            (actor_kind::GUEST, Some(id)) => Actor::Guest(id.into()),
+            (actor_kind::SYSTEM, None) => Actor::System,
+            (kind, _) => return Err(corrupt(&what, format_args!("actor {kind:?}"))),
+        };
+        Ok(AuditEntry {
+            id: self.id.into(),
+            tenant: self.tenant_id.into(),
+            actor,
+            action: names::parse_audit_action(&self.action)?,
+            subject: self.subject,
+            at: self.at.timestamp()?,
+            source: self
+                .source
+                .map(|s| s.parse::<IpAddr>().map_err(|e| corrupt(&what, e)))
+                .transpose()?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- outbox
+
+/// A new `outbox` row (state `pending`, no attempts yet).
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OutboxRow {
+    /// Tenant.
+    pub tenant_id: Uuid,
+    /// Id (also the idempotency key given to receivers).
+    pub id: Uuid,
+    /// Natural key, unique per tenant.
+    pub key: String,
+    /// [`OutboxPayload::kind`](convene_domain::outbox::OutboxPayload::kind), for operators.
+    pub kind: String,
+    /// `OutboxPayload` in its serde form.
+    pub payload: JsonText,
+    /// Enqueued.
+    pub created_at: Micros,
+}
+
+impl OutboxRow {
+    /// The row for a message.
+    pub fn of(m: &OutboxMessage) -> Result<Self, StoreError> {
+        limits::text("outbox key", &m.key, limits::OUTBOX_KEY)?;
+        let payload = JsonText::of("outbox payload", &m.payload)?;
+        limits::json(
+            "outbox payload",
+            payload.as_str(),
+            limits::OUTBOX_PAYLOAD_BYTES,
+        )?;
+        Ok(Self {
+            tenant_id: m.tenant.as_uuid(),
+            id: m.id.as_uuid(),
+            key: m.key.clone(),
+            kind: m.payload.kind().to_owned(),
+            payload,
+            created_at: Micros::of(m.created_at),
+        })
+    }
+
+    /// The rows of a batch of messages, all checked before any is written.
+    pub fn of_all(messages: &[OutboxMessage]) -> Result<Vec<Self>, StoreError> {
+        messages.iter().map(Self::of).collect()
+    }
+}
+
+/// An `outbox` row as a claim returns it.
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClaimedRow {
+    /// Tenant.
+    pub tenant_id: Uuid,
+    /// Id.
+    pub id: Uuid,
+    /// Natural key.
+    pub key: String,
+    /// The payload (present while undelivered).
+    pub payload: Option<JsonText>,
+    /// Enqueued.
+    pub created_at: Micros,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+    /// When the claim lapses.
+    pub claimed_until: Option<Micros>,
+}
+
+impl ClaimedRow {
+    /// The claimed message.
+    pub fn into_claimed(self) -> Result<ClaimedMessage, StoreError> {
+        let what = format!("outbox message {}", self.id);
+        let payload = self
+            .payload
+            .ok_or_else(|| corrupt(&what, "claimed without a payload"))?
+            .parse(&what)?;
+        Ok(ClaimedMessage {
+            message: OutboxMessage {
+                id: self.id.into(),
+                tenant: self.tenant_id.into(),
+                key: self.key,
+                payload,
+                created_at: self.created_at.timestamp()?,
+            },
+            attempts: uint(&what, self.attempts)?,
+            claimed_until: self
+                .claimed_until
+                .ok_or_else(|| corrupt(&what, "claimed without claimed_until"))?
+                .timestamp()?,
+        })
+    }
+}
+
+/// Claimed rows as messages, oldest first (`created_at`, then id), whatever order the
+/// database returned them in.
+pub fn claimed(mut rows: Vec<ClaimedRow>) -> Result<Vec<ClaimedMessage>, StoreError> {
+    rows.sort_by_key(|r| (r.created_at, r.id));
+    rows.into_iter().map(ClaimedRow::into_claimed).collect()
+}
