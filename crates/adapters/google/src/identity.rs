@@ -13,8 +13,7 @@ use convene_domain::ports::{
 };
 use convene_domain::tenant::TenantKey;
 use convene_http::oauth::OAuthClient;
-use convene_http::{HttpFailure, ProviderHttp};
-use reqwest::{Method, StatusCode};
+use convene_http::HttpFailure;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
@@ -53,9 +52,12 @@ impl GoogleIdentity {
     /// Google sign-in for `config`; `clock` judges ID token expiry and access token
     /// lifetimes.
     pub fn new(config: &GoogleConfig, clock: Arc<dyn Clock>) -> Result<Self, HttpFailure> {
-        let http = ProviderHttp::new("google", config.http.clone())?;
         Ok(Self {
-            oauth: Arc::new(OAuthClient::new(config.oauth.clone(), http)),
+            oauth: Arc::new(OAuthClient::for_provider(
+                "google",
+                config.oauth.clone(),
+                config.http.clone(),
+            )?),
             userinfo_url: config.userinfo_url.clone(),
             clock,
         })
@@ -68,25 +70,9 @@ impl GoogleIdentity {
     }
 
     async fn userinfo(&self, access_token: &SecretString) -> Result<UserInfo, IdentityError> {
-        let reply = self
-            .oauth
-            .http()
-            .send(
-                self.oauth
-                    .http()
-                    .request(Method::GET, self.userinfo_url.clone())
-                    .bearer_auth(access_token.expose_secret()),
-            )
-            .await?;
-        if reply.status != StatusCode::OK {
-            return Err(IdentityError::Refused(format!(
-                "userinfo answered {}",
-                reply.status.as_u16()
-            )));
-        }
-        reply
-            .json()
-            .map_err(|_| IdentityError::Refused("userinfo answered unreadably".into()))
+        self.oauth
+            .profile("userinfo", self.userinfo_url.clone(), access_token)
+            .await
     }
 }
 

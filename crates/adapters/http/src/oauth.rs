@@ -28,10 +28,11 @@ use oauth2::{
     StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::client::{HttpFailure, ProviderHttp};
+use crate::client::{HttpFailure, HttpSettings, ProviderHttp};
 
 /// How the client authenticates at the token endpoint.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -291,6 +292,43 @@ impl OAuthClient {
             http,
             client,
         }
+    }
+
+    /// A client for `config` over a new [`ProviderHttp`] named `name` (`google`,
+    /// `microsoft`) with `settings`.
+    pub fn for_provider(
+        name: &'static str,
+        config: OAuthConfig,
+        settings: HttpSettings,
+    ) -> Result<Self, HttpFailure> {
+        Ok(Self::new(config, ProviderHttp::new(name, settings)?))
+    }
+
+    /// The signed-in person's profile (OpenID userinfo, Graph `/me`), read at `url` with
+    /// their access token: `Refused`, naming `what`, unless it answers 200 with a `T`.
+    pub async fn profile<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        url: Url,
+        access_token: &SecretString,
+    ) -> Result<T, IdentityError> {
+        let reply = self
+            .http
+            .send(
+                self.http
+                    .request(reqwest::Method::GET, url)
+                    .bearer_auth(access_token.expose_secret()),
+            )
+            .await?;
+        if reply.status != reqwest::StatusCode::OK {
+            return Err(IdentityError::Refused(format!(
+                "{what} answered {}",
+                reply.status.as_u16()
+            )));
+        }
+        reply
+            .json()
+            .map_err(|_| IdentityError::Refused(format!("{what} answered unreadably")))
     }
 
     /// The configuration.

@@ -98,6 +98,33 @@ fn parse(
     (Ok(busy), stats)
 }
 
+/// Every calendar's busy time from its read (in order), the reads logged as one of
+/// `kind` begun at `started`.
+fn gather(
+    kind: &'static str,
+    calendars: &[ReadAccess],
+    reads: Vec<(Result<Vec<Interval>, CalendarError>, ReadStats)>,
+    started: Instant,
+) -> Vec<CalendarBusy> {
+    let mut total = ReadStats::default();
+    let out: Vec<CalendarBusy> = calendars
+        .iter()
+        .zip(reads)
+        .map(|(c, (busy, stats))| {
+            total.events += stats.events;
+            total.unknown_zones += stats.unknown_zones;
+            total.truncated += stats.truncated;
+            CalendarBusy {
+                grant: c.grant(),
+                busy,
+            }
+        })
+        .collect();
+    let failed = out.iter().filter(|c| c.busy.is_err()).count();
+    log(kind, calendars.len(), total, failed, started);
+    out
+}
+
 fn log(kind: &'static str, calendars: usize, stats: ReadStats, failed: usize, started: Instant) {
     tracing::debug!(
         provider = "ics",
@@ -246,23 +273,7 @@ impl CalendarProvider for IcsCalendar {
     async fn free_busy(&self, calendars: &[ReadAccess], window: Interval) -> Vec<CalendarBusy> {
         let started = Instant::now();
         let reads = join_all(calendars.iter().map(|c| self.read(c, window))).await;
-        let mut total = ReadStats::default();
-        let out: Vec<CalendarBusy> = calendars
-            .iter()
-            .zip(reads)
-            .map(|(c, (busy, stats))| {
-                total.events += stats.events;
-                total.unknown_zones += stats.unknown_zones;
-                total.truncated += stats.truncated;
-                CalendarBusy {
-                    grant: c.grant(),
-                    busy,
-                }
-            })
-            .collect();
-        let failed = out.iter().filter(|c| c.busy.is_err()).count();
-        log("remote", calendars.len(), total, failed, started);
-        out
+        gather("remote", calendars, reads, started)
     }
 
     async fn book_event(
@@ -366,23 +377,7 @@ impl CalendarProvider for FileCalendar {
     async fn free_busy(&self, calendars: &[ReadAccess], window: Interval) -> Vec<CalendarBusy> {
         let started = Instant::now();
         let reads = join_all(calendars.iter().map(|c| self.read(c, window))).await;
-        let mut total = ReadStats::default();
-        let out: Vec<CalendarBusy> = calendars
-            .iter()
-            .zip(reads)
-            .map(|(c, (busy, stats))| {
-                total.events += stats.events;
-                total.unknown_zones += stats.unknown_zones;
-                total.truncated += stats.truncated;
-                CalendarBusy {
-                    grant: c.grant(),
-                    busy,
-                }
-            })
-            .collect();
-        let failed = out.iter().filter(|c| c.busy.is_err()).count();
-        log("files", calendars.len(), total, failed, started);
-        out
+        gather("files", calendars, reads, started)
     }
 
     async fn book_event(

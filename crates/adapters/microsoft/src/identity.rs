@@ -13,9 +13,8 @@ use convene_domain::ports::{
 };
 use convene_domain::tenant::TenantKey;
 use convene_http::oauth::OAuthClient;
-use convene_http::{HttpFailure, ProviderHttp, endpoint};
-use reqwest::{Method, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
+use convene_http::{HttpFailure, endpoint};
+use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
@@ -89,9 +88,12 @@ impl MicrosoftIdentity {
     /// Microsoft sign-in for `config`; `clock` judges ID token expiry and access token
     /// lifetimes.
     pub fn new(config: &MicrosoftConfig, clock: Arc<dyn Clock>) -> Result<Self, HttpFailure> {
-        let http = ProviderHttp::new("microsoft", config.http.clone())?;
         Ok(Self {
-            oauth: Arc::new(OAuthClient::new(config.oauth.clone(), http)),
+            oauth: Arc::new(OAuthClient::for_provider(
+                "microsoft",
+                config.oauth.clone(),
+                config.http.clone(),
+            )?),
             graph_url: config.graph_url.clone(),
             clock,
         })
@@ -107,25 +109,7 @@ impl MicrosoftIdentity {
         let mut url = endpoint(&self.graph_url, &["me"]);
         url.query_pairs_mut()
             .append_pair("$select", "id,displayName,mail,userPrincipalName");
-        let reply = self
-            .oauth
-            .http()
-            .send(
-                self.oauth
-                    .http()
-                    .request(Method::GET, url.clone())
-                    .bearer_auth(access_token.expose_secret()),
-            )
-            .await?;
-        if reply.status != StatusCode::OK {
-            return Err(IdentityError::Refused(format!(
-                "graph /me answered {}",
-                reply.status.as_u16()
-            )));
-        }
-        reply
-            .json()
-            .map_err(|_| IdentityError::Refused("graph /me answered unreadably".into()))
+        self.oauth.profile("graph /me", url, access_token).await
     }
 }
 

@@ -33,7 +33,7 @@ use std::time::Duration;
 use convene_crypto::KeyRing;
 use convene_domain::ports::StoreError;
 use convene_sql::credentials::CredentialsRow;
-use convene_sql::errors::{Failure, store_error};
+use convene_sql::errors::{self, Failure, store_error};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::{Query, QueryAs};
@@ -219,22 +219,8 @@ impl PgStore {
         result: Result<T, Failure>,
         tenants: &[Uuid],
     ) -> Result<T, StoreError> {
-        let failure = match result {
-            Ok(v) => return Ok(v),
-            Err(f) => f,
-        };
-        let Some(message) = failure.missing_reference() else {
-            return Err(failure.into_store_error());
-        };
         // The failed transaction is gone; ask outside it.
-        for t in tenants {
-            match self.tenant_exists(&self.pool, *t).await {
-                Ok(true) => {}
-                Ok(false) => return Err(StoreError::UnknownTenant),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Invalid(message))
+        errors::settle(result, tenants, |t| self.tenant_exists(&self.pool, t)).await
     }
 
     /// Whether a tenant exists (inside a transaction: pass its connection).
@@ -250,11 +236,6 @@ impl PgStore {
             .map_err(store_error)?;
         Ok(found.is_some())
     }
-}
-
-/// A count from SQL (never negative) as `u64`.
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 /// A limit as SQL wants it.

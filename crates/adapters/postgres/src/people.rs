@@ -16,9 +16,11 @@ use convene_sql::Micros;
 use convene_sql::credentials::CredentialsRow;
 use convene_sql::errors::{Failure, store_error};
 use convene_sql::rows::{
-    ApiTokenRow, GrantRow, OutboxRow, SessionRow, TenantRow, UserRow, email_lower,
+    ApiTokenRow, GrantRow, OutboxRow, SessionRow, TenantRow, UserRow, email_lower, tenants_of,
 };
-use sqlx::PgConnection;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{FromRow, PgConnection, Postgres};
 use uuid::Uuid;
 
 use crate::{PgStore, limit};
@@ -77,8 +79,9 @@ impl TenantStore for PgStore {
 impl UserStore for PgStore {
     async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
         let row = UserRow::of(user)?;
-        let result = self
-            .query(
+        let tenant = row.tenant_id;
+        self.insert_settled(
+            self.query(
                 "INSERT INTO users (tenant_id, id, name, email, email_lower, zone, \
                  working_hours, buffer_before_us, buffer_after_us, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -92,12 +95,10 @@ impl UserStore for PgStore {
             .bind(row.working_hours)
             .bind(row.buffer_before_us)
             .bind(row.buffer_after_us)
-            .bind(row.created_at)
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(Failure::from);
-        self.settle(result, &[row.tenant_id]).await
+            .bind(row.created_at),
+            tenant,
+        )
+        .await
     }
 
     async fn user(&self, tenant: TenantId, id: UserId) -> Result<User, StoreError> {
@@ -247,6 +248,38 @@ impl PgStore {
         }
         Ok(())
     }
+
+    /// Runs an insert of one tenant's row, reading a missing reference with `settle`.
+    async fn insert_settled(
+        &self,
+        insert: Query<'static, Postgres, PgArguments>,
+        tenant: Uuid,
+    ) -> Result<(), StoreError> {
+        let result = insert
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(Failure::from);
+        self.settle(result, &[tenant]).await
+    }
+
+    /// The row a `SELECT` finds by tenant (`$1`) and token hash (`$2`).
+    async fn by_token_hash<T>(
+        &self,
+        sql: &'static str,
+        tenant: TenantId,
+        hash: &TokenHash,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        self.query_as(sql)
+            .bind(tenant.as_uuid())
+            .bind(hash.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)
+    }
 }
 
 #[async_trait]
@@ -254,8 +287,7 @@ impl GrantStore for PgStore {
     async fn save_grant(&self, grant: &Grant, outbox: &[OutboxMessage]) -> Result<(), StoreError> {
         let row = GrantRow::of(grant)?;
         let messages = OutboxRow::of_all(outbox)?;
-        let mut tenants = vec![row.tenant_id];
-        tenants.extend(messages.iter().map(|m| m.tenant_id));
+        let tenants = tenants_of(row.tenant_id, &messages);
         let result = async {
             let mut tx = self.write().await?;
             self.put_grant(&mut tx, &row).await?;
@@ -358,8 +390,9 @@ impl GrantStore for PgStore {
 impl SessionStore for PgStore {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
         let row = SessionRow::of(session);
-        let result = self
-            .query(
+        let tenant = row.tenant_id;
+        self.insert_settled(
+            self.query(
                 "INSERT INTO sessions (tenant_id, id, user_id, token_hash, created_at, \
                  last_seen_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
@@ -368,12 +401,10 @@ impl SessionStore for PgStore {
             .bind(row.user_id)
             .bind(row.token_hash)
             .bind(row.created_at)
-            .bind(row.last_seen_at)
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(Failure::from);
-        self.settle(result, &[row.tenant_id]).await
+            .bind(row.last_seen_at),
+            tenant,
+        )
+        .await
     }
 
     async fn session(
@@ -382,12 +413,12 @@ impl SessionStore for PgStore {
         hash: &TokenHash,
     ) -> Result<Option<Session>, StoreError> {
         let row: Option<SessionRow> = self
-            .query_as("SELECT * FROM sessions WHERE tenant_id = $1 AND token_hash = $2")
-            .bind(tenant.as_uuid())
-            .bind(hash.as_bytes().to_vec())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+            .by_token_hash(
+                "SELECT * FROM sessions WHERE tenant_id = $1 AND token_hash = $2",
+                tenant,
+                hash,
+            )
+            .await?;
         row.map(SessionRow::into_session).transpose()
     }
 
@@ -451,8 +482,9 @@ impl SessionStore for PgStore {
 
     async fn insert_api_token(&self, token: &ApiToken) -> Result<(), StoreError> {
         let row = ApiTokenRow::of(token)?;
-        let result = self
-            .query(
+        let tenant = row.tenant_id;
+        self.insert_settled(
+            self.query(
                 "INSERT INTO api_tokens (tenant_id, id, user_id, label, token_hash, created_at, \
                  expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
@@ -463,12 +495,10 @@ impl SessionStore for PgStore {
             .bind(row.token_hash)
             .bind(row.created_at)
             .bind(row.expires_at)
-            .bind(row.revoked_at)
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(Failure::from);
-        self.settle(result, &[row.tenant_id]).await
+            .bind(row.revoked_at),
+            tenant,
+        )
+        .await
     }
 
     async fn api_token(
@@ -477,12 +507,12 @@ impl SessionStore for PgStore {
         hash: &TokenHash,
     ) -> Result<Option<ApiToken>, StoreError> {
         let row: Option<ApiTokenRow> = self
-            .query_as("SELECT * FROM api_tokens WHERE tenant_id = $1 AND token_hash = $2")
-            .bind(tenant.as_uuid())
-            .bind(hash.as_bytes().to_vec())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+            .by_token_hash(
+                "SELECT * FROM api_tokens WHERE tenant_id = $1 AND token_hash = $2",
+                tenant,
+                hash,
+            )
+            .await?;
         row.map(ApiTokenRow::into_token).transpose()
     }
 

@@ -14,8 +14,10 @@ use convene_domain::email::EmailAddress;
 use convene_domain::outbox::{OutboxPayload, PayloadErasure};
 use convene_domain::people::PersonName;
 use convene_domain::ports::{Erasure, StoreError};
+use uuid::Uuid;
 
 use crate::JsonText;
+use crate::rows::{GrantRow, MeetingRows, OutboxRow, tenants_of};
 
 /// Refuses (`Invalid`) an erasure whose grants are not the erased user's or not erased.
 pub fn check(erasure: &Erasure) -> Result<(), StoreError> {
@@ -34,6 +36,75 @@ pub fn check(erasure: &Erasure) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// An erasure as rows, [checked](check) before any SQL runs.
+#[derive(Clone, Debug)]
+pub struct ErasureRows {
+    /// The meetings to save by version.
+    pub changed: Vec<MeetingRows>,
+    /// The erased grants to save.
+    pub grants: Vec<GrantRow>,
+    /// The erasure's own messages.
+    pub messages: Vec<OutboxRow>,
+    /// The erased person's tenant, then the messages' (for [`settle`]).
+    ///
+    /// [`settle`]: crate::errors::settle
+    pub tenants: Vec<Uuid>,
+}
+
+impl ErasureRows {
+    /// Checks an erasure and converts what it saves.
+    pub fn of(e: &Erasure) -> Result<Self, StoreError> {
+        check(e)?;
+        let changed = e
+            .changed
+            .iter()
+            .map(MeetingRows::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let grants = e
+            .grants
+            .iter()
+            .map(GrantRow::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let messages = OutboxRow::of_all(&e.outbox)?;
+        let tenants = tenants_of(e.tenant.as_uuid(), &messages);
+        Ok(Self {
+            changed,
+            grants,
+            messages,
+            tenants,
+        })
+    }
+}
+
+/// What to do with the outbox messages that may mention an erased person, by
+/// `(tenant_id, id)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScrubPlan {
+    /// Messages to delete.
+    pub dropped: Vec<(Uuid, Uuid)>,
+    /// Messages whose payload becomes this one.
+    pub rewritten: Vec<(Uuid, Uuid, JsonText)>,
+}
+
+impl ScrubPlan {
+    /// Passes every candidate `(tenant_id, id, payload)` through [`scrub`].
+    pub fn of(
+        candidates: impl IntoIterator<Item = (Uuid, Uuid, JsonText)>,
+        email: &EmailAddress,
+        name: Option<&PersonName>,
+    ) -> Self {
+        let mut plan = Self::default();
+        for (tenant, id, payload) in candidates {
+            match scrub(&payload, email, name) {
+                Scrubbed::Keep => {}
+                Scrubbed::Drop => plan.dropped.push((tenant, id)),
+                Scrubbed::Rewrite(text) => plan.rewritten.push((tenant, id, text)),
+            }
+        }
+        plan
+    }
 }
 
 /// What to look for in stored payloads to find the messages that mention a person: a

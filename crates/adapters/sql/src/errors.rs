@@ -14,6 +14,7 @@
 
 use convene_domain::ports::StoreError;
 use sqlx::error::{DatabaseError, ErrorKind};
+use uuid::Uuid;
 
 /// A failure inside an adapter's transaction: either already the domain's answer
 /// (`Conflict`, `NotFound`...), or a database error still to be read with
@@ -63,6 +64,35 @@ impl Failure {
             Self::Missing(m) => StoreError::Invalid(m),
         }
     }
+}
+
+/// The domain's reading of a failed write: a missing reference is `UnknownTenant` when
+/// one of `tenants` does not exist (asked with `tenant_exists`, outside the failed
+/// transaction), `Invalid` otherwise; any other failure is [`Failure::into_store_error`].
+pub async fn settle<T, F, Fut>(
+    result: Result<T, Failure>,
+    tenants: &[Uuid],
+    tenant_exists: F,
+) -> Result<T, StoreError>
+where
+    F: Fn(Uuid) -> Fut,
+    Fut: Future<Output = Result<bool, StoreError>>,
+{
+    let failure = match result {
+        Ok(v) => return Ok(v),
+        Err(f) => f,
+    };
+    let Some(message) = failure.missing_reference() else {
+        return Err(failure.into_store_error());
+    };
+    for t in tenants {
+        match tenant_exists(*t).await {
+            Ok(true) => {}
+            Ok(false) => return Err(StoreError::UnknownTenant),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Invalid(message))
 }
 
 /// What a unique constraint protects, from its PostgreSQL name or SQLite's message

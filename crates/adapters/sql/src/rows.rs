@@ -21,14 +21,15 @@ use convene_domain::meeting::{
     ParticipantKind, Proposal, Vote,
 };
 use convene_domain::outbox::OutboxMessage;
+use convene_domain::outbox::RetryDecision;
 use convene_domain::people::{Buffers, PersonName, User};
-use convene_domain::ports::{ClaimedMessage, StoreError};
+use convene_domain::ports::{ClaimedMessage, OutboxCounts, StoreError};
 use convene_domain::tenant::{Tenant, TenantKey};
-use convene_domain::time::{Interval, MeetingLength, SignedDuration, Zone};
+use convene_domain::time::{Interval, MeetingLength, SignedDuration, Timestamp, Zone};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::names::{self, actor_kind, grant_state, participant_kind};
+use crate::names::{self, actor_kind, grant_state, outbox_state, participant_kind};
 use crate::values::duration_micros;
 use crate::{JsonText, Micros, corrupt, limits};
 
@@ -1014,4 +1015,54 @@ impl ClaimedRow {
 pub fn claimed(mut rows: Vec<ClaimedRow>) -> Result<Vec<ClaimedMessage>, StoreError> {
     rows.sort_by_key(|r| (r.created_at, r.id));
     rows.into_iter().map(ClaimedRow::into_claimed).collect()
+}
+
+/// The tenants a write touches: its own, then those of the messages it enqueues (to tell
+/// `UnknownTenant` from `Invalid` when a reference is missing).
+pub fn tenants_of(tenant: Uuid, messages: &[OutboxRow]) -> Vec<Uuid> {
+    let mut tenants = vec![tenant];
+    tenants.extend(messages.iter().map(|m| m.tenant_id));
+    tenants
+}
+
+/// Until when a claim made at `now` holds: `Invalid` unless the lease is positive and
+/// ends in range.
+pub fn claimed_until(now: Timestamp, lease: SignedDuration) -> Result<Timestamp, StoreError> {
+    if lease.is_negative() || lease.is_zero() {
+        return Err(StoreError::Invalid("a claim needs a positive lease".into()));
+    }
+    now.checked_add(lease)
+        .map_err(|_| StoreError::Invalid("the lease ends out of range".into()))
+}
+
+/// The state and `available_at` a failed delivery leaves a message in.
+pub fn failed_state(decision: RetryDecision) -> (&'static str, Option<Micros>) {
+    match decision {
+        RetryDecision::RetryAt(t) => (outbox_state::PENDING, Some(Micros::of(t))),
+        RetryDecision::Dead => (outbox_state::DEAD, None),
+    }
+}
+
+/// Outbox counts from `(state, count)` rows; an unknown state is `Corrupt`.
+pub fn outbox_counts(
+    rows: impl IntoIterator<Item = (String, i64)>,
+) -> Result<OutboxCounts, StoreError> {
+    let mut counts = OutboxCounts::default();
+    for (state, n) in rows {
+        // A count from SQL is never negative.
+        let n = u64::try_from(n).unwrap_or(0);
+        match state.as_str() {
+            outbox_state::PENDING => counts.pending = n,
+            outbox_state::IN_FLIGHT => counts.in_flight = n,
+            outbox_state::DELIVERED => counts.delivered = n,
+            outbox_state::DEAD => counts.dead = n,
+            other => {
+                return Err(corrupt(
+                    "outbox.state",
+                    format_args!("unknown value {other:?}"),
+                ));
+            }
+        }
+    }
+    Ok(counts)
 }

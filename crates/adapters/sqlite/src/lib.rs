@@ -34,7 +34,7 @@ use std::time::Duration;
 use convene_crypto::KeyRing;
 use convene_domain::ports::StoreError;
 use convene_sql::credentials::CredentialsRow;
-use convene_sql::errors::{Failure, store_error};
+use convene_sql::errors::{self, Failure, store_error};
 use sqlx::migrate::Migrator;
 use sqlx::query::{Query, QueryAs};
 use sqlx::sqlite::{
@@ -260,22 +260,8 @@ impl SqliteStore {
         result: Result<T, Failure>,
         tenants: &[Uuid],
     ) -> Result<T, StoreError> {
-        let failure = match result {
-            Ok(v) => return Ok(v),
-            Err(f) => f,
-        };
-        let Some(message) = failure.missing_reference() else {
-            return Err(failure.into_store_error());
-        };
         // The transaction is gone: its connection is free for this look-up.
-        for t in tenants {
-            match self.tenant_exists(&self.reader, *t).await {
-                Ok(true) => {}
-                Ok(false) => return Err(StoreError::UnknownTenant),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Invalid(message))
+        errors::settle(result, tenants, |t| self.tenant_exists(&self.reader, t)).await
     }
 
     /// Whether a tenant exists (inside a transaction: pass its connection).
@@ -303,11 +289,6 @@ fn id_list(ids: impl IntoIterator<Item = Uuid>) -> String {
 fn json_rows<T: serde::Serialize>(rows: &[T]) -> Result<String, StoreError> {
     serde_json::to_string(rows)
         .map_err(|e| StoreError::Invalid(format!("rows cannot be written as JSON: {e}")))
-}
-
-/// A count from SQL (never negative) as `u64`.
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 /// A limit as SQL wants it.

@@ -14,11 +14,11 @@ use convene_domain::outbox::OutboxMessage;
 use convene_domain::people::PersonName;
 use convene_domain::ports::{Erasure, ErasureStore, MeetingStore, Page, StoreError};
 use convene_domain::time::Timestamp;
-use convene_sql::erasure::{self, Needles, Scrubbed};
+use convene_sql::erasure::{ErasureRows, Needles, ScrubPlan};
 use convene_sql::errors::{Failure, store_error};
 use convene_sql::rows::{
-    GrantRow, MeetingRow, MeetingRows, OutboxRow, ParticipantRow, ProposalRow, VoteRow, assemble,
-    email_lower, meeting_ids,
+    MeetingRow, MeetingRows, OutboxRow, ParticipantRow, ProposalRow, VoteRow, assemble,
+    email_lower, meeting_ids, tenants_of,
 };
 use convene_sql::{JsonText, Micros};
 use sqlx::SqliteConnection;
@@ -242,6 +242,32 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Inserts a new meeting (`new`) or saves a changed one over its stored version,
+    /// with its outbox messages, in one transaction.
+    async fn save_meeting(
+        &self,
+        meeting: &Meeting,
+        outbox: &[OutboxMessage],
+        new: bool,
+    ) -> Result<(), StoreError> {
+        let rows = MeetingRows::of(meeting)?;
+        let messages = OutboxRow::of_all(outbox)?;
+        let tenants = tenants_of(rows.meeting.tenant_id, &messages);
+        let result = async {
+            let mut tx = self.write().await?;
+            if new {
+                self.insert_meeting_rows(&mut tx, &rows).await?;
+            } else {
+                self.update_meeting_rows(&mut tx, &rows).await?;
+            }
+            self.enqueue_rows(&mut tx, &messages).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.settle(result, &tenants).await
+    }
+
     /// The `(tenant, id)` of every meeting involving a person.
     async fn involving(
         &self,
@@ -292,19 +318,7 @@ impl MeetingStore for SqliteStore {
         meeting: &Meeting,
         outbox: &[OutboxMessage],
     ) -> Result<(), StoreError> {
-        let rows = MeetingRows::of(meeting)?;
-        let messages = OutboxRow::of_all(outbox)?;
-        let mut tenants = vec![rows.meeting.tenant_id];
-        tenants.extend(messages.iter().map(|m| m.tenant_id));
-        let result = async {
-            let mut tx = self.write().await?;
-            self.insert_meeting_rows(&mut tx, &rows).await?;
-            self.enqueue_rows(&mut tx, &messages).await?;
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
-        self.settle(result, &tenants).await
+        self.save_meeting(meeting, outbox, true).await
     }
 
     async fn meeting(&self, tenant: TenantId, id: MeetingId) -> Result<Meeting, StoreError> {
@@ -327,19 +341,7 @@ impl MeetingStore for SqliteStore {
         meeting: &Meeting,
         outbox: &[OutboxMessage],
     ) -> Result<(), StoreError> {
-        let rows = MeetingRows::of(meeting)?;
-        let messages = OutboxRow::of_all(outbox)?;
-        let mut tenants = vec![rows.meeting.tenant_id];
-        tenants.extend(messages.iter().map(|m| m.tenant_id));
-        let result = async {
-            let mut tx = self.write().await?;
-            self.update_meeting_rows(&mut tx, &rows).await?;
-            self.enqueue_rows(&mut tx, &messages).await?;
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
-        self.settle(result, &tenants).await
+        self.save_meeting(meeting, outbox, false).await
     }
 
     async fn meetings_organized_by(
@@ -436,21 +438,13 @@ impl ErasureStore for SqliteStore {
     }
 
     async fn erase_user(&self, e: &Erasure) -> Result<(), StoreError> {
-        erasure::check(e)?;
-        let changed = e
-            .changed
-            .iter()
-            .map(MeetingRows::of)
-            .collect::<Result<Vec<_>, _>>()?;
-        let grants = e
-            .grants
-            .iter()
-            .map(GrantRow::of)
-            .collect::<Result<Vec<_>, _>>()?;
-        let messages = OutboxRow::of_all(&e.outbox)?;
+        let ErasureRows {
+            changed,
+            grants,
+            messages,
+            tenants,
+        } = ErasureRows::of(e)?;
         let (tenant, user) = (e.tenant.as_uuid(), e.user.as_uuid());
-        let mut tenants = vec![tenant];
-        tenants.extend(messages.iter().map(|m| m.tenant_id));
         let result = async {
             let mut tx = self.write().await?;
             if !self.tenant_exists(&mut *tx, tenant).await? {
@@ -543,20 +537,17 @@ impl SqliteStore {
             .bind(needles.name_json.clone())
             .fetch_all(&mut *conn)
             .await?;
-        let mut dropped: Vec<(Uuid, Uuid)> = Vec::new();
-        let mut rewritten: Vec<(Uuid, Uuid, String)> = Vec::new();
-        for (tenant, id, payload) in candidates {
-            match erasure::scrub(&payload, email, name) {
-                Scrubbed::Keep => {}
-                Scrubbed::Drop => dropped.push((tenant, id)),
-                Scrubbed::Rewrite(text) => rewritten.push((tenant, id, text.0)),
-            }
-        }
+        let plan = ScrubPlan::of(candidates, email, name);
+        let rewritten: Vec<(Uuid, Uuid, String)> = plan
+            .rewritten
+            .into_iter()
+            .map(|(t, i, p)| (t, i, p.0))
+            .collect();
         self.query(
             "DELETE FROM outbox WHERE (tenant_id, id) IN \
              (SELECT unhex(value ->> 0, '-'), unhex(value ->> 1, '-') FROM json_each(?1))",
         )
-        .bind(json_rows(&dropped)?)
+        .bind(json_rows(&plan.dropped)?)
         .execute(&mut *conn)
         .await?;
         self.query(

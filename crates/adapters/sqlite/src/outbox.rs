@@ -7,12 +7,13 @@ use convene_domain::outbox::{OutboxMessage, RetryDecision};
 use convene_domain::ports::{AuditLog, ClaimedMessage, OutboxCounts, OutboxStore, StoreError};
 use convene_domain::time::{SignedDuration, Timestamp};
 use convene_sql::errors::{Failure, store_error};
-use convene_sql::names::outbox_state;
-use convene_sql::rows::{AuditRow, ClaimedRow, OutboxRow, claimed};
+use convene_sql::rows::{
+    AuditRow, ClaimedRow, OutboxRow, claimed, claimed_until, failed_state, outbox_counts,
+};
 use convene_sql::{Micros, limits};
 use sqlx::SqliteConnection;
 
-use crate::{SqliteStore, count, json_rows, limit};
+use crate::{SqliteStore, json_rows, limit};
 
 impl SqliteStore {
     /// Enqueues checked messages: at most one per (tenant, key); a taken key is a no-op.
@@ -71,12 +72,7 @@ impl OutboxStore for SqliteStore {
         lease: SignedDuration,
         limit_: u32,
     ) -> Result<Vec<ClaimedMessage>, StoreError> {
-        if lease.is_negative() || lease.is_zero() {
-            return Err(StoreError::Invalid("a claim needs a positive lease".into()));
-        }
-        let claimed_until = now
-            .checked_add(lease)
-            .map_err(|_| StoreError::Invalid("the lease ends out of range".into()))?;
+        let claimed_until = claimed_until(now, lease)?;
         let mut tx = self.write().await?;
         let rows: Vec<ClaimedRow> = self
             .query_as(
@@ -130,10 +126,7 @@ impl OutboxStore for SqliteStore {
         error: &str,
         decision: RetryDecision,
     ) -> Result<(), StoreError> {
-        let (state, available_at) = match decision {
-            RetryDecision::RetryAt(t) => (outbox_state::PENDING, Some(Micros::of(t))),
-            RetryDecision::Dead => (outbox_state::DEAD, None),
-        };
+        let (state, available_at) = failed_state(decision);
         let done = self
             .query(
                 "UPDATE outbox SET state = ?3, available_at = ?4, claimed_until = NULL, \
@@ -161,23 +154,7 @@ impl OutboxStore for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(store_error)?;
-        let mut counts = OutboxCounts::default();
-        for (state, n) in rows {
-            let n = count(n);
-            match state.as_str() {
-                outbox_state::PENDING => counts.pending = n,
-                outbox_state::IN_FLIGHT => counts.in_flight = n,
-                outbox_state::DELIVERED => counts.delivered = n,
-                outbox_state::DEAD => counts.dead = n,
-                other => {
-                    return Err(convene_sql::corrupt(
-                        "outbox.state",
-                        format_args!("unknown value {other:?}"),
-                    ));
-                }
-            }
-        }
-        Ok(counts)
+        outbox_counts(rows)
     }
 }
 
