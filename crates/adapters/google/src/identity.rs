@@ -12,8 +12,8 @@ use convene_domain::ports::{
     SignIn,
 };
 use convene_domain::tenant::TenantKey;
-use convene_http::oauth::OAuthClient;
 use convene_http::HttpFailure;
+use convene_http::oauth::OAuthClient;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;

@@ -1,0 +1,511 @@
+//! The JSON API under `/api/v1`. Handlers translate: parse the body into domain values,
+//! call one use case, render a view. No rule lives here.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use convene_domain::access::{ApiToken, BearerSecret, TokenKind};
+use convene_domain::audit::Actor;
+use convene_domain::consent::Provider;
+use convene_domain::email::EmailAddress;
+use convene_domain::ids::{ApiTokenId, MeetingId, ProposalId};
+use convene_domain::meeting::{Answer, Attendance, GuestPass, MeetingTitle};
+use convene_domain::people::{Buffers, PersonName};
+use convene_domain::ports::Page;
+use convene_domain::service::{AvailabilityRequest, BookingOutcome, Invitee, MeetingRequest};
+use convene_domain::time::{Interval, MeetingLength, SignedDuration, WeeklyHours, Zone};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::auth::Authenticated;
+use super::json::{Body, instant, invalid};
+use super::problem::Problem;
+use super::views::*;
+use crate::state::AppState;
+use crate::system::random_bytes;
+
+type Result<T> = std::result::Result<T, Problem>;
+
+fn window(body: &WindowBody) -> Result<Interval> {
+    let (start, end) = (
+        instant("window.start", &body.start)?,
+        instant("window.end", &body.end)?,
+    );
+    Interval::new(start, end).map_err(|_| invalid("window", "end must be after start"))
+}
+
+fn length(minutes: u32) -> Result<MeetingLength> {
+    MeetingLength::from_minutes(i64::from(minutes)).map_err(|e| invalid("duration_minutes", e))
+}
+
+fn invitees(bodies: &[InviteeBody]) -> Result<Vec<Invitee>> {
+    if bodies.len() > 999 {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too-many-participants",
+            "Too many participants",
+            "a meeting can have at most 1000 participants",
+        ));
+    }
+    bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let field = |f: &str| format!("participants[{i}].{f}");
+            Ok(Invitee {
+                name: b
+                    .name
+                    .as_deref()
+                    .map(PersonName::parse)
+                    .transpose()
+                    .map_err(|e| invalid(&field("name"), e))?,
+                email: b
+                    .email
+                    .as_deref()
+                    .map(EmailAddress::parse)
+                    .transpose()
+                    .map_err(|e| invalid(&field("email"), e))?,
+                attendance: if b.optional {
+                    Attendance::Optional
+                } else {
+                    Attendance::Required
+                },
+                zone: b
+                    .zone
+                    .as_deref()
+                    .map(Zone::parse)
+                    .transpose()
+                    .map_err(|e| invalid(&field("zone"), e))?,
+            })
+        })
+        .collect()
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/v1/me", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = UserView), (status = 401, body = Problem)))]
+pub async fn me(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+) -> Result<Json<UserView>> {
+    let user = app.store.user(who.tenant, who.user).await?;
+    Ok(Json((&user).into()))
+}
+
+/// Changes zone, working hours and buffers.
+#[utoipa::path(patch, path = "/api/v1/me", tag = "me", security(("bearer" = [])), request_body = ProfilePatch,
+    responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch_me(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Body(patch): Body<ProfilePatch>,
+) -> Result<Json<UserView>> {
+    let zone = patch
+        .zone
+        .as_deref()
+        .map(Zone::parse)
+        .transpose()
+        .map_err(|e| invalid("zone", e))?;
+    let hours = patch
+        .working_hours
+        .map(serde_json::from_value::<WeeklyHours>)
+        .transpose()
+        .map_err(|e| invalid("working_hours", e))?;
+    let buffers = match (patch.buffer_before_minutes, patch.buffer_after_minutes) {
+        (None, None) => None,
+        (b, a) => {
+            let current = app.store.user(who.tenant, who.user).await?.buffers;
+            let mins = |m: Option<u32>, d: SignedDuration| {
+                m.map_or(d, |m| SignedDuration::from_mins(i64::from(m)))
+            };
+            Some(
+                Buffers::new(mins(b, current.before), mins(a, current.after))
+                    .ok_or_else(|| invalid("buffer_*_minutes", "between 0 and 120"))?,
+            )
+        }
+    };
+    let user = app
+        .scheduler
+        .update_profile(&who, zone, hours, buffers)
+        .await?;
+    Ok(Json((&user).into()))
+}
+
+/// Erases the signed-in user's account: grants revoked (here and at the provider),
+/// their meetings cancelled, their name and email removed everywhere.
+#[utoipa::path(delete, path = "/api/v1/me", tag = "me", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem)))]
+pub async fn delete_me(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+) -> Result<StatusCode> {
+    app.scheduler
+        .erase_user(Actor::User(who.user), who.tenant, who.user, who.source)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything Convene holds about the signed-in user.
+#[utoipa::path(get, path = "/api/v1/me/export", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = Object), (status = 401, body = Problem)))]
+pub async fn export(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+) -> Result<impl IntoResponse> {
+    let export = app.scheduler.export_user(&who).await?;
+    Ok(Json(export))
+}
+
+/// The signed-in user's calendar consents.
+#[utoipa::path(get, path = "/api/v1/me/grants", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = Vec<GrantView>), (status = 401, body = Problem)))]
+pub async fn grants(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+) -> Result<Json<Vec<GrantView>>> {
+    let grants = app.store.grants_of(who.tenant, &[who.user]).await?;
+    Ok(Json(grants.iter().map(Into::into).collect()))
+}
+
+/// Withdraws consent to a provider (here at once, at the provider by the worker).
+#[utoipa::path(delete, path = "/api/v1/me/grants/{provider}", tag = "me", security(("bearer" = [])),
+    params(("provider" = String, Path, description = "google, microsoft or ics")),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn revoke_grant(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Path(provider): Path<String>,
+) -> Result<StatusCode> {
+    let provider: Provider = provider
+        .parse()
+        .map_err(|_| Problem::not_found("provider"))?;
+    app.scheduler.revoke_my_grants(&who, provider).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Creates a personal API token; the secret is shown once.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), request_body = NewToken,
+    responses((status = 201, body = TokenView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_token(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Body(body): Body<NewToken>,
+) -> Result<(StatusCode, Json<TokenView>)> {
+    let label = body.label.trim();
+    if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
+        return Err(invalid("label", "1 to 100 characters"));
+    }
+    let days = match body.expires_in_days {
+        Some(d @ 1..=365) => Some(d),
+        Some(_) => return Err(invalid("expires_in_days", "between 1 and 365")),
+        None => None,
+    };
+    let now = app.clock.now();
+    let secret = BearerSecret::issue(TokenKind::Api, who.tenant, &random_bytes::<32>())
+        .ok_or_else(Problem::internal)?;
+    let token = ApiToken {
+        id: app.ids.new_id(),
+        tenant: who.tenant,
+        user: who.user,
+        label: label.to_owned(),
+        token_hash: secret.hash(),
+        created_at: now,
+        expires_at: days.map(|d| now + SignedDuration::from_hours(24 * i64::from(d))),
+        revoked_at: None,
+    };
+    app.store.insert_api_token(&token).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(token_view(&token, Some(secret.expose().to_owned()))),
+    ))
+}
+
+fn token_view(t: &ApiToken, secret: Option<String>) -> TokenView {
+    TokenView {
+        id: t.id.as_uuid(),
+        label: t.label.clone(),
+        created_at: t.created_at.to_string(),
+        expires_at: t.expires_at.map(|e| e.to_string()),
+        revoked_at: t.revoked_at.map(|e| e.to_string()),
+        token: secret,
+    }
+}
+
+/// The signed-in user's API tokens (never their secrets).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
+    responses((status = 200, body = Vec<TokenView>), (status = 401, body = Problem)))]
+pub async fn list_tokens(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+) -> Result<Json<Vec<TokenView>>> {
+    let tokens = app.store.api_tokens_of(who.tenant, who.user).await?;
+    Ok(Json(tokens.iter().map(|t| token_view(t, None)).collect()))
+}
+
+/// Revokes one of the signed-in user's API tokens.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn delete_token(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    app.store
+        .revoke_api_token(
+            who.tenant,
+            who.user,
+            ApiTokenId::from_uuid(id),
+            app.clock.now(),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ranked slots for a prospective meeting; creates nothing.
+#[utoipa::path(post, path = "/api/v1/availability", tag = "meetings", security(("bearer" = [])), request_body = AvailabilityBody,
+    responses((status = 200, body = Vec<CandidateView>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+pub async fn availability(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Body(body): Body<AvailabilityBody>,
+) -> Result<Json<Vec<CandidateView>>> {
+    let limit = match body.limit {
+        None => 10,
+        Some(n @ 1..=100) => n as usize,
+        Some(_) => return Err(invalid("limit", "between 1 and 100")),
+    };
+    let request = AvailabilityRequest {
+        duration: length(body.duration_minutes)?,
+        window: window(&body.window)?,
+        invitees: invitees(&body.participants)?,
+        limit,
+    };
+    let candidates = app.scheduler.availability(&who, &request).await?;
+    Ok(Json(candidates.iter().map(Into::into).collect()))
+}
+
+/// Asks for a meeting: connected calendars are read, the best slots proposed, and each
+/// email guest gets one email (or it is booked at once when nobody needs to vote).
+#[utoipa::path(post, path = "/api/v1/meetings", tag = "meetings", security(("bearer" = [])), request_body = NewMeeting,
+    responses((status = 201, body = MeetingView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+pub async fn create_meeting(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Body(body): Body<NewMeeting>,
+) -> Result<(StatusCode, Json<MeetingView>)> {
+    let request = MeetingRequest {
+        title: MeetingTitle::parse(&body.title).map_err(|e| invalid("title", e))?,
+        duration: length(body.duration_minutes)?,
+        window: window(&body.window)?,
+        invitees: invitees(&body.participants)?,
+    };
+    let meeting = app.scheduler.create_meeting(&who, request).await?;
+    Ok((StatusCode::CREATED, Json((&meeting).into())))
+}
+
+/// Paging of a list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// At most this many (1–100, default 20).
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    pub after: Option<Uuid>,
+}
+
+/// The meetings the signed-in user organised, newest first.
+#[utoipa::path(get, path = "/api/v1/meetings", tag = "meetings", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = MeetingPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn list_meetings(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<MeetingPage>> {
+    let Query(q) = query?;
+    let limit = match q.limit {
+        None => 20,
+        Some(n @ 1..=100) => n,
+        Some(_) => return Err(invalid("limit", "between 1 and 100")),
+    };
+    let page = Page {
+        after: q.after.map(MeetingId::from_uuid),
+        limit,
+    };
+    let items = app.scheduler.meetings(&who, page).await?;
+    let next = (items.len() == limit as usize)
+        .then(|| items.last().map(|m| m.id().as_uuid()))
+        .flatten();
+    Ok(Json(MeetingPage {
+        items: items.iter().map(Into::into).collect(),
+        next,
+    }))
+}
+
+fn meeting_id(raw: &str) -> Result<MeetingId> {
+    raw.parse().map_err(|_| Problem::not_found("meeting"))
+}
+
+/// One meeting (its organizer and connected participants only).
+#[utoipa::path(get, path = "/api/v1/meetings/{id}", tag = "meetings", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = MeetingView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_meeting(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<MeetingView>> {
+    let m = app.scheduler.meeting(&who, meeting_id(&id)?).await?;
+    Ok(Json((&m).into()))
+}
+
+/// The organizer books a proposal (connected calendars are re-checked first).
+#[utoipa::path(post, path = "/api/v1/meetings/{id}/book", tag = "meetings", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = BookBody,
+    responses((status = 200, body = MeetingView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn book(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Path(id): Path<String>,
+    Body(body): Body<BookBody>,
+) -> Result<Json<MeetingView>> {
+    let (m, _) = app
+        .scheduler
+        .book(&who, meeting_id(&id)?, ProposalId::from_uuid(body.proposal))
+        .await?;
+    Ok(Json((&m).into()))
+}
+
+/// Starts a new round of proposals, optionally in a new window.
+#[utoipa::path(post, path = "/api/v1/meetings/{id}/reschedule", tag = "meetings", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = RescheduleBody,
+    responses((status = 200, body = MeetingView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn reschedule(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Path(id): Path<String>,
+    Body(body): Body<RescheduleBody>,
+) -> Result<Json<MeetingView>> {
+    let new_window = body.window.as_ref().map(window).transpose()?;
+    let m = app
+        .scheduler
+        .reschedule(&who, meeting_id(&id)?, new_window)
+        .await?;
+    Ok(Json((&m).into()))
+}
+
+/// Calls the meeting off.
+#[utoipa::path(post, path = "/api/v1/meetings/{id}/cancel", tag = "meetings", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = MeetingView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn cancel(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<MeetingView>> {
+    let m = app.scheduler.cancel(&who, meeting_id(&id)?).await?;
+    Ok(Json((&m).into()))
+}
+
+fn answers(body: &VoteBody) -> Result<Vec<(ProposalId, Answer)>> {
+    if body.answers.is_empty() || body.answers.len() > 20 {
+        return Err(invalid("answers", "1 to 20 answers"));
+    }
+    Ok(body
+        .answers
+        .iter()
+        .map(|a| {
+            (
+                ProposalId::from_uuid(a.proposal),
+                if a.available { Answer::Yes } else { Answer::No },
+            )
+        })
+        .collect())
+}
+
+/// A signed-in participant votes.
+#[utoipa::path(post, path = "/api/v1/meetings/{id}/votes", tag = "meetings", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = VoteBody,
+    responses((status = 200, body = MeetingView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn vote(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Path(id): Path<String>,
+    Body(body): Body<VoteBody>,
+) -> Result<Json<MeetingView>> {
+    let (m, _) = app
+        .scheduler
+        .vote_as_user(&who, meeting_id(&id)?, &answers(&body)?)
+        .await?;
+    Ok(Json((&m).into()))
+}
+
+/// Checks a guest link.
+pub fn guest_pass(app: &AppState, token: &str) -> Result<GuestPass> {
+    app.guest_tokens
+        .verify(token, app.clock.now())
+        .map_err(|e| match e {
+            convene_domain::access::GuestTokenError::Expired => Problem::new(
+                StatusCode::FORBIDDEN,
+                "link-expired",
+                "This link has expired",
+                e.to_string(),
+            ),
+            convene_domain::access::GuestTokenError::Invalid => Problem::not_found("link"),
+        })
+}
+
+/// What a guest's link shows.
+#[utoipa::path(get, path = "/api/v1/guest/{token}", tag = "guests", params(("token" = String, Path, description = "the signed guest link token")),
+    responses((status = 200, body = GuestView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn guest(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Json<GuestView>> {
+    let pass = guest_pass(&app, &token)?;
+    let m = app.scheduler.meeting_for_guest(&pass).await?;
+    Ok(Json(guest_view(&m, &pass)))
+}
+
+/// A guest votes through their link.
+#[utoipa::path(post, path = "/api/v1/guest/{token}/votes", tag = "guests", params(("token" = String, Path)), request_body = VoteBody,
+    responses((status = 200, body = GuestView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn guest_vote(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+    Body(body): Body<VoteBody>,
+) -> Result<Json<GuestView>> {
+    let pass = guest_pass(&app, &token)?;
+    let (m, _outcome): (_, BookingOutcome) = app.scheduler.vote(&pass, &answers(&body)?).await?;
+    Ok(Json(guest_view(&m, &pass)))
+}
+
+/// The guest's view of a meeting.
+pub fn guest_view(m: &convene_domain::meeting::Meeting, pass: &GuestPass) -> GuestView {
+    let mine: std::collections::HashMap<_, _> = m
+        .votes()
+        .iter()
+        .filter(|v| v.participant == pass.participant)
+        .map(|v| (v.proposal, v.answer))
+        .collect();
+    GuestView {
+        title: m.title().to_string(),
+        organizer: m
+            .organizer_participant()
+            .map(|p| p.name.to_string())
+            .unwrap_or_default(),
+        duration_minutes: m.duration().minutes(),
+        state: m.state().name().to_owned(),
+        you: m
+            .participant(pass.participant)
+            .map(|p| p.name.to_string())
+            .unwrap_or_default(),
+        proposals: m
+            .proposals()
+            .iter()
+            .map(|p| GuestProposal {
+                id: p.id.as_uuid(),
+                start: p.slot.start().to_string(),
+                end: p.slot.end().to_string(),
+                available: mine.get(&p.id).map(|a| *a == Answer::Yes),
+            })
+            .collect(),
+        booked: m.booked_slot().map(Into::into),
+    }
+}

@@ -1,0 +1,123 @@
+//! `convene`: the meeting scheduler's one binary.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use convene::config::Config;
+
+/// Convene: one request, one email, one meeting.
+///
+/// Configuration comes from an optional TOML file and CONVENE_* environment variables
+/// (DATABASE_URL chooses the store). Secrets are never printed.
+#[derive(Debug, Parser)]
+#[command(name = "convene", version, about, long_about)]
+struct Cli {
+    /// A TOML configuration file (optional).
+    #[arg(long, global = true, env = "CONVENE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API and web pages, and run the background worker in this process.
+    Serve,
+    /// Run only the background worker (outbox delivery, poll expiry, purges), to scale it
+    /// separately from the web servers. Any number may share one PostgreSQL database.
+    Worker,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// The offline demo: SQLite, sample calendars, emails written as .eml files. Starts
+    /// the server, schedules a sample meeting and tells you how to vote as a guest.
+    Demo {
+        /// Folder for the demo's database and emails.
+        #[arg(long, default_value = "convene-demo")]
+        dir: PathBuf,
+        /// Listen address (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+    },
+    /// Encryption keys of stored credentials.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// User administration.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Print a new random key as `ID:BASE64`, to add to keys.credentials.
+    Generate {
+        /// The new key's id.
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
+    /// Re-encrypt every stored credential under keys.current (old keys must still be
+    /// configured until this has run).
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserAction {
+    /// Erase a user: grants revoked at the providers, their meetings cancelled, their
+    /// name and email removed everywhere. Audited.
+    Erase {
+        /// The user's email address.
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Print audit rows at or after a time, as JSON lines, across tenants.
+    Export {
+        /// RFC 3339 instant, e.g. 2026-01-01T00:00:00Z.
+        #[arg(long)]
+        since: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("convene: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => convene::tasks::serve(config).await,
+        Command::Worker => convene::tasks::worker(config).await,
+        Command::Migrate => convene::tasks::migrate(config).await,
+        Command::Demo { dir, bind } => convene::demo::run(config, dir, bind).await,
+        Command::Keys {
+            action: KeysAction::Generate { id },
+        } => convene::tasks::generate_key(&id),
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => convene::tasks::rotate_keys(config).await,
+        Command::User {
+            action: UserAction::Erase { email },
+        } => convene::tasks::erase_user(config, &email).await,
+        Command::Audit {
+            action: AuditAction::Export { since },
+        } => convene::tasks::export_audit(config, &since).await,
+    }
+}

@@ -1,0 +1,151 @@
+//! The background worker: drains the outbox with the retry policy, expires polls past
+//! their deadline, and purges sessions past their lifetime. Several workers (in several
+//! processes) share the outbox; each message is claimed by one at a time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use convene_domain::access::SessionPolicy;
+use convene_domain::outbox::RetryPolicy;
+use convene_domain::ports::{Clock, Store, StoreError};
+use convene_domain::service::Scheduler;
+use jiff::SignedDuration;
+use rand::Rng;
+use tokio::sync::watch;
+
+use crate::config::WorkerConfig;
+
+/// The worker.
+#[derive(Clone)]
+pub struct Worker {
+    scheduler: Scheduler,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+    sessions: SessionPolicy,
+    config: WorkerConfig,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// A worker over the use cases and the store.
+    pub fn new(
+        scheduler: Scheduler,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        sessions: SessionPolicy,
+        config: WorkerConfig,
+    ) -> Self {
+        Self {
+            scheduler,
+            store,
+            clock,
+            retry: RetryPolicy::default(),
+            sessions,
+            config,
+        }
+    }
+
+    /// Claims one batch, delivers it, and records each outcome. Returns how many
+    /// messages were handled.
+    pub async fn tick(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let lease = SignedDuration::from_secs(i64::try_from(self.config.lease_secs).unwrap_or(120));
+        let batch = self.store.claim(now, lease, self.config.batch).await?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let results = self.scheduler.deliver_batch(&batch).await;
+        for (claimed, result) in batch.iter().zip(results) {
+            let m = &claimed.message;
+            let kind = m.payload.kind();
+            match result {
+                Ok(()) => {
+                    match self.store.complete(m.tenant, m.id, self.clock.now()).await {
+                        // Erased meanwhile (the message named a person who left): done.
+                        Ok(()) | Err(StoreError::NotFound) => {}
+                        Err(e) => return Err(e),
+                    }
+                    metrics::counter!("outbox_delivered_total", "kind" => kind).increment(1);
+                    tracing::info!(message = %m.id, kind, attempts = claimed.attempts, "delivered");
+                }
+                Err(e) => {
+                    let jitter: f64 = rand::rng().random();
+                    let decision =
+                        self.retry
+                            .after_failure(claimed.attempts, &e, jitter, self.clock.now());
+                    tracing::warn!(message = %m.id, kind, attempts = claimed.attempts, error = %e, ?decision, "delivery failed");
+                    match self
+                        .store
+                        .fail(m.tenant, m.id, &e.to_string(), decision)
+                        .await
+                    {
+                        Ok(()) | Err(StoreError::NotFound) => {}
+                        Err(e) => return Err(e),
+                    }
+                    metrics::counter!("outbox_failed_total", "kind" => kind).increment(1);
+                }
+            }
+        }
+        Ok(batch.len())
+    }
+
+    /// Expires due polls in every tenant and purges sessions past their lifetime.
+    pub async fn housekeeping(&self) -> Result<(), StoreError> {
+        for tenant in self.store.tenant_ids().await? {
+            match self.scheduler.expire_due(tenant).await {
+                Ok(n) if n > 0 => tracing::info!(%tenant, expired = n, "polls expired"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%tenant, error = %e, "expiring polls failed"),
+            }
+        }
+        let now = self.clock.now();
+        let purged = self
+            .store
+            .purge_sessions(now - self.sessions.idle, now - self.sessions.absolute)
+            .await?;
+        if purged > 0 {
+            tracing::info!(purged, "sessions purged");
+        }
+        Ok(())
+    }
+
+    /// Runs until `shutdown` turns true: then it stops claiming and returns once the
+    /// batch in hand is finished (graceful on SIGTERM).
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let idle = Duration::from_millis(self.config.poll_ms.max(10));
+        let mut last_housekeeping: Option<tokio::time::Instant> = None;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if last_housekeeping.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                if let Err(e) = self.housekeeping().await {
+                    tracing::warn!(error = %e, "housekeeping failed");
+                }
+                last_housekeeping = Some(tokio::time::Instant::now());
+            }
+            let handled = match self.tick().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox unavailable; retrying");
+                    0
+                }
+            };
+            if handled == 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(idle) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+        tracing::info!("worker stopped");
+    }
+}
