@@ -218,6 +218,8 @@ pub struct LimitsConfig {
     pub request_timeout_secs: u64,
     /// Requests per minute per client address.
     pub per_ip_per_minute: u32,
+    /// Requests per minute per signed-in account.
+    pub per_account_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -226,6 +228,7 @@ impl Default for LimitsConfig {
             body_bytes: 64 * 1024,
             request_timeout_secs: 15,
             per_ip_per_minute: 600,
+            per_account_per_minute: 1200,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct App {
     pub admin: crate::http::admin::AdminGate,
     /// Requests per minute per client address.
     pub rate_limit: crate::http::RateLimit,
+    /// Requests per minute per signed-in account (API token or session).
+    pub account_limit: crate::http::RateLimit<convene_domain::ids::UserId>,
     /// Sign-in: the providers offered and the sealing of pending logins.
     pub logins: crate::http::oauth::Logins,
     /// CSRF tokens of the signed-in pages' forms.

@@ -453,6 +453,7 @@ pub fn wire_with(
         health: Arc::new(database.clone()),
         admin: crate::http::admin::AdminGate::from_config(&config.admin)?,
         rate_limit: crate::http::RateLimit::per_minute(config.limits.per_ip_per_minute),
+        account_limit: crate::http::RateLimit::per_minute(config.limits.per_account_per_minute),
         logins: Logins::new(logins, &secret),
         csrf: Csrf::new(&secret),
         https: config.base_url.starts_with("https://"),

@@ -39,6 +39,15 @@ fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+fn limited(app: &AppState, who: Requester) -> Result<Authenticated, Problem> {
+    if app.account_limit.allows(&who.user) {
+        Ok(Authenticated(who))
+    } else {
+        metrics::counter!("http_rate_limited_total", "by" => "account").increment(1);
+        Err(Problem::too_many_requests())
+    }
+}
+
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = Problem;
 
@@ -64,11 +73,14 @@ impl FromRequestParts<AppState> for Authenticated {
             if !token.is_valid(now) {
                 return Err(Problem::unauthorized());
             }
-            return Ok(Self(Requester {
-                tenant: token.tenant,
-                user: token.user,
-                source,
-            }));
+            return limited(
+                app,
+                Requester {
+                    tenant: token.tenant,
+                    user: token.user,
+                    source,
+                },
+            );
         }
         if let Some(raw) = cookie(parts, SESSION_COOKIE) {
             let secret =
@@ -85,11 +97,14 @@ impl FromRequestParts<AppState> for Authenticated {
             app.store
                 .touch_session(session.tenant, session.id, now)
                 .await?;
-            return Ok(Self(Requester {
-                tenant: session.tenant,
-                user: session.user,
-                source,
-            }));
+            return limited(
+                app,
+                Requester {
+                    tenant: session.tenant,
+                    user: session.user,
+                    source,
+                },
+            );
         }
         Err(Problem::unauthorized())
     }

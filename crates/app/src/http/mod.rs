@@ -106,24 +106,30 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     Problem::internal().into_response()
 }
 
-/// Requests per minute per client address (governor's GCRA, keyed by IP).
-pub struct RateLimit(
+/// Requests per minute per key (governor's GCRA): per client address in front of every
+/// route, per account behind authentication.
+pub struct RateLimit<K: std::hash::Hash + Eq + Clone = std::net::IpAddr>(
     governor::RateLimiter<
-        std::net::IpAddr,
-        governor::state::keyed::DefaultKeyedStateStore<std::net::IpAddr>,
+        K,
+        governor::state::keyed::DefaultKeyedStateStore<K>,
         governor::clock::DefaultClock,
     >,
 );
 
-impl RateLimit {
-    /// `n` requests a minute per address (at least 1), with bursts of up to `n`.
+impl<K: std::hash::Hash + Eq + Clone> RateLimit<K> {
+    /// `n` requests a minute per key (at least 1), with bursts of up to `n`.
     pub fn per_minute(n: u32) -> Self {
         let n = std::num::NonZeroU32::new(n.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
         Self(governor::RateLimiter::keyed(governor::Quota::per_minute(n)))
     }
+
+    /// Whether one more request of `key` is allowed now.
+    pub fn allows(&self, key: &K) -> bool {
+        self.0.check_key(key).is_ok()
+    }
 }
 
-impl std::fmt::Debug for RateLimit {
+impl<K: std::hash::Hash + Eq + Clone> std::fmt::Debug for RateLimit<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RateLimit")
     }
@@ -139,7 +145,7 @@ async fn limit_and_measure(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
     if let Some(ip) = ip
-        && app.rate_limit.0.check_key(&ip).is_err()
+        && !app.rate_limit.allows(&ip)
     {
         metrics::counter!("http_rate_limited_total").increment(1);
         return Problem::too_many_requests().into_response();

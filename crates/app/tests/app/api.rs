@@ -587,3 +587,53 @@ async fn api_tokens_are_shown_once_listed_without_secrets_and_revocable() {
         .unwrap();
     assert_eq!(me["email"], "ada@acme.test");
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_per_address_and_per_account() {
+    let app = TestApp::spawn_custom(World::new(), 64 * 1024, |app, _| {
+        app.rate_limit = convene::http::RateLimit::per_minute(3);
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.http
+                .get(app.url("/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+    }
+    problem(
+        app.http.get(app.url("/healthz")).send().await.unwrap(),
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+
+    let world = World::new();
+    let (ada, _) = world.connected_user("ada@acme.test", "Europe/Paris", Provider::Google);
+    let app = TestApp::spawn_custom(world, 64 * 1024, |app, _| {
+        app.account_limit = convene::http::RateLimit::per_minute(2);
+    })
+    .await;
+    let token = app.token_for(&ada).await;
+    for _ in 0..2 {
+        let r = app
+            .http
+            .get(app.url("/api/v1/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let r = app
+        .http
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::TOO_MANY_REQUESTS).await;
+}

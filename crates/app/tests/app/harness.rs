@@ -74,6 +74,7 @@ impl TestApp {
             health: Arc::new(AlwaysReady),
             admin: convene::http::admin::AdminGate::default(),
             rate_limit: convene::http::RateLimit::per_minute(100_000),
+            account_limit: convene::http::RateLimit::per_minute(100_000),
             logins: Logins::new(logins, secret),
             csrf: Csrf::new(secret),
             https: false,
