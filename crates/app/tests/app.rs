@@ -7,5 +7,6 @@ mod app {
     mod browser;
     mod demo;
     mod harness;
+    mod sqlite;
     mod web;
 }
