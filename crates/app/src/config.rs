@@ -729,9 +729,21 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment
-            .merge(Env::prefixed("CONVENE_").split("__"))
-            .merge(Env::raw().only(&["DATABASE_URL"]));
+        // Only variables naming a setting: CONVENE_CONFIG (the file, read by the CLI) and
+        // the test suite's CONVENE_REQUIRE_PEERS are not settings. Within a section,
+        // unknown keys are still refused, so a typo there fails loudly.
+        let env = Env::prefixed("CONVENE_").split("__").filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            let section = key
+                .split("__")
+                .next()
+                .and_then(|k| k.split('.').next())
+                .unwrap_or_default();
+            SETTINGS
+                .iter()
+                .any(|s| s.key.split('.').next() == Some(section))
+        });
+        figment = figment.merge(env).merge(Env::raw().only(&["DATABASE_URL"]));
         figment
             .extract()
             .map_err(|e| ConfigError::Parse(e.to_string()))
@@ -832,6 +844,28 @@ mod tests {
         );
         c.keys.guest_links = Some(SecretString::from("Zq8v1XK2pL9mN3bR7tY5wE4uI6oA0sDf"));
         c.check_production().unwrap();
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn environment_variables_set_settings_and_others_are_left_alone() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CONVENE_BIND", "127.0.0.1:9999");
+            jail.set_env("CONVENE_LOG__FORMAT", "json");
+            jail.set_env("CONVENE_REQUIRE_PEERS", "1");
+            jail.set_env("CONVENE_CONFIG", "/nonexistent.toml");
+            jail.set_env("DATABASE_URL", "postgres://db/convene");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.bind.port(), 9999);
+            assert_eq!(c.log.format, LogFormat::Json);
+            assert_eq!(c.database_url, "postgres://db/convene");
+            jail.set_env("CONVENE_LOG__FROMAT", "json");
+            assert!(
+                Config::load(None).is_err(),
+                "a typo inside a section is refused"
+            );
+            Ok(())
+        });
     }
 
     #[test]
