@@ -329,6 +329,18 @@ impl Default for MicrosoftSettings {
     }
 }
 
+/// Built-in HTTPS for deployments without a reverse proxy (rustls, TLS 1.2 minimum). Off
+/// unless both files are set; with one of them alone `serve` refuses to start.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file: the server certificate first, then its intermediates.
+    pub cert: Option<PathBuf>,
+    /// PEM file: the private key (PKCS#8, PKCS#1 RSA or SEC1 EC). The path is not a
+    /// secret; the file is, and its content is never printed.
+    pub key: Option<PathBuf>,
+}
+
 /// Everything Convene reads at start-up.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -361,6 +373,8 @@ pub struct Config {
     pub google: GoogleSettings,
     /// Microsoft sign-in and calendars.
     pub microsoft: MicrosoftSettings,
+    /// Built-in TLS.
+    pub tls: TlsConfig,
     /// Contact for `/.well-known/security.txt`.
     pub security_contact: String,
 }
@@ -382,6 +396,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             google: GoogleSettings::default(),
             microsoft: MicrosoftSettings::default(),
+            tls: TlsConfig::default(),
             security_contact: "mailto:security@localhost.localdomain".into(),
         }
     }
@@ -713,6 +728,18 @@ pub const SETTINGS: &[Setting] = &[
         default: "https://graph.microsoft.com/v1.0",
         secret: false,
     },
+    Setting {
+        key: "tls.cert",
+        env: "CONVENE_TLS__CERT",
+        default: "(none: plain HTTP)",
+        secret: false,
+    },
+    Setting {
+        key: "tls.key",
+        env: "CONVENE_TLS__KEY",
+        default: "(none: plain HTTP)",
+        secret: false,
+    },
 ];
 
 impl Config {
@@ -864,6 +891,27 @@ mod tests {
                 Config::load(None).is_err(),
                 "a typo inside a section is refused"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn tls_files_come_from_the_file_or_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(Config::default().tls, TlsConfig::default());
+            jail.create_file(
+                "convene.toml",
+                "[tls]\ncert = \"/etc/convene/cert.pem\"\nkey = \"/etc/convene/key.pem\"\n",
+            )?;
+            let c = Config::load(Some(Path::new("convene.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.tls.cert, Some(PathBuf::from("/etc/convene/cert.pem")));
+            assert_eq!(c.tls.key, Some(PathBuf::from("/etc/convene/key.pem")));
+            jail.set_env("CONVENE_TLS__CERT", "/srv/tls/fullchain.pem");
+            jail.set_env("CONVENE_TLS__KEY", "/srv/tls/privkey.pem");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.tls.cert, Some(PathBuf::from("/srv/tls/fullchain.pem")));
+            assert_eq!(c.tls.key, Some(PathBuf::from("/srv/tls/privkey.pem")));
             Ok(())
         });
     }

@@ -12,6 +12,7 @@ pub mod logging;
 pub mod state;
 pub mod system;
 pub mod tasks;
+pub mod tls;
 pub mod wiring;
 pub mod worker;
 

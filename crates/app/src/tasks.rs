@@ -39,19 +39,26 @@ fn limits(config: &Config) -> Limits {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _guard = crate::logging::init(&config.log)?;
     config.check_production()?;
+    // Before anything else starts: a missing or unreadable file stops here, named.
+    let tls = crate::tls::server_config(&config.tls)?;
     let wired = wired(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
-    tracing::info!(address = %listener.local_addr()?, "serving");
+    tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "serving");
+    if tls.is_some() && !config.base_url.starts_with("https://") {
+        tracing::warn!(
+            "built-in TLS is on but base_url is not https://: links in emails use plain HTTP \
+             and no HSTS header is sent"
+        );
+    }
     let shutdown = crate::shutdown_signal();
     let worker = tokio::spawn(wired.worker.clone().run(shutdown.clone()));
-    crate::serve(
-        listener,
-        router(wired.app.clone(), limits(&config)),
-        shutdown,
-    )
-    .await?;
+    let routes = router(wired.app.clone(), limits(&config));
+    match tls {
+        Some(tls) => crate::tls::serve(listener, tls, routes, shutdown).await?,
+        None => crate::serve(listener, routes, shutdown).await?,
+    }
     worker.await.context("the worker task")?;
     Ok(())
 }

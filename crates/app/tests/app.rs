@@ -8,5 +8,6 @@ mod app {
     mod demo;
     mod harness;
     mod sqlite;
+    mod tls;
     mod web;
 }

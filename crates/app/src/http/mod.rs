@@ -82,6 +82,21 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     }
 }
 
+/// The interactive viewer of `/openapi.json` at `/api/docs`, served from assets compiled
+/// into the binary. Swagger UI sets inline styles, so its pages get a CSP allowing them
+/// (scripts still only from this origin).
+fn api_viewer() -> Router<AppState> {
+    let viewer: Router<AppState> = utoipa_swagger_ui::SwaggerUi::new("/api/docs")
+        .config(utoipa_swagger_ui::Config::new(["/openapi.json"]))
+        .into();
+    viewer.layer(SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ))
+}
+
 async fn openapi_json() -> impl IntoResponse {
     axum::Json(ApiDoc::openapi())
 }
@@ -269,6 +284,7 @@ pub fn router(app: AppState, limits: Limits) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi_json))
+        .merge(api_viewer())
         .route("/.well-known/security.txt", get(security_txt))
         .route("/metrics", get(metrics_text))
         .nest("/admin", admin::routes())

@@ -503,6 +503,20 @@ async fn operations_endpoints_and_headers() {
         .await
         .unwrap();
     assert!(doc["paths"]["/api/v1/meetings"]["post"].is_object());
+    // The interactive viewer, served offline from the binary.
+    let r = app.http.get(app.url("/api/docs/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("swagger-ui"));
+    let init = app
+        .http
+        .get(app.url("/api/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("/openapi.json"), "{init}");
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

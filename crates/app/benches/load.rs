@@ -1,0 +1,686 @@
+//! A load benchmark of the whole HTTP service on PostgreSQL, as figures printed to stdout
+//! (not a timed test): the real router (`convene::http::router`) served on 127.0.0.1 over
+//! `PgStore`, with the testkit's fakes for calendars, sign-in, mail and analytics, and an
+//! in-process load generator (reqwest's connection pool, one tokio task per connection).
+//!
+//! - votes: guests of many meetings post `/api/v1/guest/{token}/votes` over 64 connections
+//!   for 10 s (or 200,000 votes), spread so that two requests rarely touch one meeting; the
+//!   worker does not run, so the figure is the API and the store;
+//! - availability: an organizer asks `/api/v1/availability` for 50 connected participants
+//!   (Google and Microsoft fakes answering in 20 ms, one batched call per provider) over 64
+//!   connections for 5 s, then over one connection for 2 s (the latency without load);
+//! - the resident memory (VmRSS) of this process, idle after start-up and after each load.
+//!
+//! Needs `DATABASE_URL` (a role that may create databases); without it, says so and exits.
+//! Works in a scratch database it creates and drops. All traffic stays on 127.0.0.1.
+//!
+//! ```text
+//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p convene --bench load
+//! ```
+// The figures on stdout are this binary's whole point.
+#![allow(clippy::print_stdout)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use convene::http::oauth::{LoginProviders, Logins, no_issuer};
+use convene::http::web::Csrf;
+use convene::http::{Limits, RateLimit, router};
+use convene::state::App;
+use convene::system::{SystemClock, UuidV7};
+use convene::wiring::Database;
+use convene_crypto::{KeyId, KeyRing};
+use convene_domain::access::{ApiToken, BearerSecret, GuestTokens, SessionPolicy, TokenKind};
+use convene_domain::consent::{Grant, Provider, Scope};
+use convene_domain::email::EmailAddress;
+use convene_domain::meeting::{
+    Attendance, GuestPass, Meeting, MeetingState, MeetingTitle, ParticipantKind,
+};
+use convene_domain::people::{Buffers, PersonName, User};
+use convene_domain::ports::{
+    Calendars, Clock, Credentials, GrantStore, IdGenerator, Identities, SessionStore, TenantStore,
+    UserStore,
+};
+use convene_domain::service::{
+    Invitee, MeetingRequest, Ports, Requester, Scheduler, SchedulingPolicy,
+};
+use convene_domain::tenant::{Tenant, TenantKey};
+use convene_domain::time::{Interval, MeetingLength, SignedDuration, Timestamp, WeeklyHours, Zone};
+use convene_postgres::PgStore;
+use convene_testkit::analytics::FakeAnalytics;
+use convene_testkit::calendar::FakeCalendar;
+use convene_testkit::identity::FakeIdentity;
+use convene_testkit::mail::{FakeMailer, PlainComposer};
+use futures::StreamExt as _;
+use secrecy::SecretString;
+use serde_json::json;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use tokio::sync::watch;
+
+/// Concurrent connections of the load generator.
+const CONNECTIONS: usize = 64;
+/// How long votes are posted (after a warm-up of [`WARM_UP`]).
+const VOTING: Duration = Duration::from_secs(10);
+/// At most this many votes are posted.
+const MAX_VOTES: u64 = 200_000;
+/// Meetings voted on.
+const MEETINGS: usize = 400;
+/// Email guests per meeting; the first never votes, so every meeting stays open.
+const GUESTS: usize = 6;
+/// How long availability is asked (after a warm-up).
+const ASKING: Duration = Duration::from_secs(5);
+/// How long availability is asked over one connection, for the latency without load.
+const UNLOADED: Duration = Duration::from_secs(2);
+/// At most this many availability requests.
+const MAX_ASKS: u64 = 100_000;
+/// Connected participants of each availability request, the organizer included.
+const CONNECTED: usize = 50;
+/// How long each fake provider takes to answer.
+const PROVIDER_LATENCY: Duration = Duration::from_millis(20);
+/// Unmeasured load before each measurement (connections opened, statements prepared).
+const WARM_UP: Duration = Duration::from_secs(1);
+/// A request taking longer than this counts as an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn main() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        println!("skipped: DATABASE_URL not set");
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    if let Err(e) = runtime.block_on(run(&url)) {
+        println!("load benchmark failed: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Creates the scratch database, runs the benchmark in it, and drops it whatever happened.
+async fn run(url: &str) -> anyhow::Result<()> {
+    let scratch = format!("convene_load_{}", std::process::id());
+    let mut admin = PgConnection::connect(url)
+        .await
+        .context("DATABASE_URL connects")?;
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {scratch}")))
+        .execute(&mut admin)
+        .await
+        .context("CREATE DATABASE")?;
+    let outcome = tokio::spawn(Box::pin(bench(scratch_url(url, &scratch)))).await;
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE {scratch} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .context("DROP DATABASE")?;
+    outcome.context("the benchmark panicked")?
+}
+
+/// `url` with its database replaced by `db`.
+fn scratch_url(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let base = match base.rfind('/') {
+        Some(i) if base[..i].contains("://") && i > base.find("://").map_or(0, |s| s + 2) => {
+            &base[..i]
+        }
+        _ => base,
+    };
+    if query.is_empty() {
+        format!("{base}/{db}")
+    } else {
+        format!("{base}/{db}?{query}")
+    }
+}
+
+/// This process's resident set, from `/proc/self/status`.
+fn rss() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    match (field("VmRSS:"), field("VmHWM:")) {
+        (Some(rss), Some(peak)) => format!(
+            "{:.1} MB (peak so far {:.1} MB)",
+            rss as f64 / 1024.0,
+            peak as f64 / 1024.0
+        ),
+        _ => "unknown (no /proc/self/status)".into(),
+    }
+}
+
+/// The served app and what the load needs to reach it.
+struct Served {
+    store: Arc<PgStore>,
+    scheduler: Scheduler,
+    guest_tokens: GuestTokens,
+    google: Arc<FakeCalendar>,
+    microsoft: Arc<FakeCalendar>,
+    base: String,
+    _shutdown: watch::Sender<bool>,
+}
+
+/// Serves the real router over `PgStore` on 127.0.0.1 with the testkit's fakes around it.
+async fn serve(url: &str) -> anyhow::Result<Served> {
+    let ring = KeyRing::from_keys(
+        [(KeyId::new("load").context("a key id")?, [7; 32])],
+        KeyId::new("load").context("a key id")?,
+    )
+    .context("a key ring")?;
+    let store = Arc::new(
+        PgStore::connect(url, ring)
+            .await
+            .context("the scratch database")?,
+    );
+    store.migrate().await.context("migrations")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7);
+    let google = Arc::new(FakeCalendar::new(Provider::Google));
+    let microsoft = Arc::new(FakeCalendar::new(Provider::Microsoft));
+    let google_identity = Arc::new(FakeIdentity::new(Provider::Google));
+    let microsoft_identity = Arc::new(FakeIdentity::new(Provider::Microsoft));
+    let ports = Ports {
+        store: store.clone(),
+        calendars: Calendars::new()
+            .with(google.clone())
+            .with(microsoft.clone()),
+        identities: Identities::new()
+            .with(google_identity.clone())
+            .with(microsoft_identity.clone()),
+        composer: Arc::new(PlainComposer::new()),
+        mailer: Arc::new(FakeMailer::new()),
+        analytics: Arc::new(FakeAnalytics::new()),
+        clock: clock.clone(),
+        ids: ids.clone(),
+    };
+    let scheduler = Scheduler::new(ports, SchedulingPolicy::default());
+    let secret = b"the load benchmark's guest link secret (32+ bytes)";
+    let guest_tokens = GuestTokens::new(secret).context("a guest link secret")?;
+    let logins = LoginProviders::new()
+        .with(google_identity, no_issuer())
+        .with(microsoft_identity, no_issuer());
+    let app = App {
+        scheduler: scheduler.clone(),
+        store: store.clone(),
+        clock,
+        ids,
+        guest_tokens: guest_tokens.clone(),
+        guest_link_grace: SignedDuration::from_hours(24 * 7),
+        sessions: SessionPolicy::default(),
+        base_url: "http://convene.test".into(),
+        security_contact: "mailto:security@convene.test".into(),
+        health: Arc::new(Database::Postgres(store.clone())),
+        admin: convene::http::admin::AdminGate::default(),
+        // One client address sends everything: the per-address and per-account limits
+        // (600 and 1,200 a minute by default) are lifted, their checks still run.
+        rate_limit: RateLimit::per_minute(u32::MAX),
+        account_limit: RateLimit::per_minute(u32::MAX),
+        logins: Logins::new(logins, secret),
+        csrf: Csrf::new(secret),
+        https: false,
+    };
+    let routes = router(
+        Arc::new(app),
+        Limits {
+            body_bytes: 64 * 1024,
+            timeout: Duration::from_secs(15),
+            https: false,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(convene::serve(listener, routes, rx));
+    Ok(Served {
+        store,
+        scheduler,
+        guest_tokens,
+        google,
+        microsoft,
+        base,
+        _shutdown: tx,
+    })
+}
+
+async fn bench(url: String) -> anyhow::Result<()> {
+    let served = serve(&url).await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONNECTIONS)
+        .timeout(REQUEST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let ready = http
+        .get(format!("{}/readyz", served.base))
+        .send()
+        .await?
+        .status();
+    anyhow::ensure!(ready.is_success(), "/readyz answered {ready}");
+    println!(
+        "Convene load benchmark: the real router on {} over PostgreSQL (pool of 10), testkit fakes for providers and mail, worker not running",
+        served.base
+    );
+    println!(
+        "{} cores; {CONNECTIONS} connections from an in-process load generator; server and load generator share this process and its CPU",
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
+    println!("RSS idle after start-up:   {}", rss());
+    println!("  (RSS is the whole bench process: server, load generator and their data)");
+
+    // Votes.
+    let now = Timestamp::now();
+    let tenant = Tenant {
+        id: new_id(),
+        key: TenantKey::Local {
+            slug: "load".into(),
+        },
+        name: "Load".into(),
+        created_at: now,
+    };
+    served.store.insert_tenant(&tenant).await?;
+    let organizer = user(&served.store, &tenant, "organizer@load.test").await?;
+    let started = Instant::now();
+    let votes = Arc::new(vote_targets(&served, &organizer).await?);
+    println!(
+        "set-up: {MEETINGS} meetings × {GUESTS} email guests created through the scheduler in {:.1} s; {} guests vote (the first guest of each meeting never does, so polls stay open)",
+        started.elapsed().as_secs_f64(),
+        votes.len()
+    );
+    let post = {
+        let (http, base) = (http.clone(), served.base.clone());
+        Arc::new(move |n: u64| {
+            let target = &votes[(n % votes.len() as u64) as usize];
+            http.post(format!("{base}/api/v1/guest/{}/votes", target.token))
+                .header("content-type", "application/json")
+                .body(target.bodies[((n / votes.len() as u64) % 2) as usize].clone())
+        })
+    };
+    load(CONNECTIONS, WARM_UP, u64::MAX, &post).await;
+    let queries = served.store.queries();
+    let figures = load(CONNECTIONS, VOTING, MAX_VOTES, &post).await;
+    let per_request = (served.store.queries() - queries) as f64 / figures.requests().max(1) as f64;
+    println!(
+        "votes:        {:>7.0} votes/s   p50 {:>6.1} ms   p99 {:>6.1} ms   {} votes in {:.1} s, {} errors{}; {per_request:.1} SQL statements a vote",
+        figures.rate(),
+        figures.percentile(0.50),
+        figures.percentile(0.99),
+        figures.ok,
+        figures.elapsed.as_secs_f64(),
+        figures.errors(),
+        figures.error_detail(),
+    );
+    println!("RSS after the votes:       {}", rss());
+
+    // Availability.
+    let (token, body) = availability_request(&served, &tenant).await?;
+    served.google.set_latency(Some(PROVIDER_LATENCY));
+    served.microsoft.set_latency(Some(PROVIDER_LATENCY));
+    let ask = {
+        let (http, base) = (http.clone(), served.base.clone());
+        Arc::new(move |_: u64| {
+            http.post(format!("{base}/api/v1/availability"))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body.clone())
+        })
+    };
+    load(CONNECTIONS, WARM_UP, u64::MAX, &ask).await;
+    let figures = load(CONNECTIONS, ASKING, MAX_ASKS, &ask).await;
+    println!(
+        "availability: {:>7.0} requests/s p50 {:>6.1} ms   p99 {:>6.1} ms   {} requests in {:.1} s, {} errors{}; {CONNECTED} connected participants, Google and Microsoft fakes answering in {} ms",
+        figures.rate(),
+        figures.percentile(0.50),
+        figures.percentile(0.99),
+        figures.ok,
+        figures.elapsed.as_secs_f64(),
+        figures.errors(),
+        figures.error_detail(),
+        PROVIDER_LATENCY.as_millis(),
+    );
+    println!("RSS after availability:    {}", rss());
+    let alone = load(1, UNLOADED, MAX_ASKS, &ask).await;
+    println!(
+        "availability, 1 connection (the unloaded latency): p50 {:.1} ms, p99 {:.1} ms, {} requests, {} errors",
+        alone.percentile(0.50),
+        alone.percentile(0.99),
+        alone.ok,
+        alone.errors(),
+    );
+    println!(
+        "  (the calendar fakes keep every free/busy call they receive: {} so far)",
+        served.google.free_busy_calls().len() + served.microsoft.free_busy_calls().len()
+    );
+    Ok(())
+}
+
+/// A new UUIDv7 id of any kind, as the app makes them.
+fn new_id<T: From<uuid::Uuid>>() -> T {
+    (&UuidV7 as &dyn IdGenerator).new_id()
+}
+
+/// A user of `tenant` with office hours in UTC.
+async fn user(store: &PgStore, tenant: &Tenant, email: &str) -> anyhow::Result<User> {
+    let email = EmailAddress::parse(email)?;
+    let name = email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or("someone")
+        .to_owned();
+    let u = User {
+        id: new_id(),
+        tenant: tenant.id,
+        name: PersonName::parse(&name)?,
+        email,
+        zone: Zone::parse("UTC")?,
+        working_hours: WeeklyHours::standard(),
+        buffers: Buffers::default(),
+        created_at: tenant.created_at,
+    };
+    store.insert_user(&u).await?;
+    Ok(u)
+}
+
+/// A window of `days` whole days, starting at the next midnight (UTC) but one.
+fn window(days: i64) -> anyhow::Result<Interval> {
+    let now = Timestamp::now();
+    let midnight = now
+        .as_second()
+        .div_euclid(86_400)
+        .checked_add(2)
+        .context("a date")?
+        * 86_400;
+    Ok(Interval::starting_at(
+        Timestamp::from_second(midnight)?,
+        SignedDuration::from_hours(24 * days),
+    )?)
+}
+
+/// One guest's signed link and two vote bodies to alternate.
+struct VoteTarget {
+    token: String,
+    bodies: [Vec<u8>; 2],
+}
+
+/// Creates the meetings and returns every voting guest, ordered so that neighbours are
+/// guests of different meetings.
+async fn vote_targets(served: &Served, organizer: &User) -> anyhow::Result<Vec<VoteTarget>> {
+    let who = Requester {
+        tenant: organizer.tenant,
+        user: organizer.id,
+        source: None,
+    };
+    let window = window(14)?;
+    let meetings: Vec<anyhow::Result<Meeting>> = futures::stream::iter(0..MEETINGS)
+        .map(|i| {
+            let (scheduler, who) = (&served.scheduler, &who);
+            async move {
+                let invitees = (0..GUESTS)
+                    .map(|g| {
+                        Ok(Invitee {
+                            name: None,
+                            email: Some(EmailAddress::parse(&format!(
+                                "guest{g}.m{i}@guests.test"
+                            ))?),
+                            attendance: Attendance::Required,
+                            zone: None,
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let request = MeetingRequest {
+                    title: MeetingTitle::parse(&format!("Load {i}"))?,
+                    duration: MeetingLength::from_minutes(30)?,
+                    window,
+                    invitees,
+                };
+                Ok(Box::pin(scheduler.create_meeting(who, request)).await?)
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let expires_at = Timestamp::now() + SignedDuration::from_hours(24 * 30);
+    let mut by_guest: Vec<Vec<VoteTarget>> = (1..GUESTS).map(|_| Vec::new()).collect();
+    for m in meetings {
+        let m = m?;
+        anyhow::ensure!(
+            matches!(m.state(), MeetingState::Polling { .. }),
+            "a new meeting is polling"
+        );
+        let proposals: Vec<_> = m.proposals().iter().map(|p| p.id.as_uuid()).collect();
+        let guests = m
+            .participants()
+            .iter()
+            .filter(|p| matches!(p.kind, ParticipantKind::Email))
+            .skip(1);
+        for (g, p) in guests.enumerate() {
+            let token = served.guest_tokens.sign(&GuestPass {
+                tenant: m.tenant(),
+                meeting: m.id(),
+                participant: p.id,
+                expires_at,
+            });
+            let body = |flip: usize| {
+                let answers: Vec<_> = proposals
+                    .iter()
+                    .enumerate()
+                    .map(|(k, id)| json!({"proposal": id, "available": (k + g + flip).is_multiple_of(2)}))
+                    .collect();
+                serde_json::to_vec(&json!({ "answers": answers }))
+            };
+            by_guest
+                .get_mut(g)
+                .context("a guest of the meeting")?
+                .push(VoteTarget {
+                    token,
+                    bodies: [body(0)?, body(1)?],
+                });
+        }
+    }
+    Ok(by_guest.into_iter().flatten().collect())
+}
+
+/// The organizer of the availability requests with [`CONNECTED`] connected participants
+/// (the organizer included), half on Google and half on Microsoft, each busy twice a day;
+/// returns the organizer's API token and the request body.
+async fn availability_request(
+    served: &Served,
+    tenant: &Tenant,
+) -> anyhow::Result<(String, Vec<u8>)> {
+    let window = window(7)?;
+    let mut emails = Vec::new();
+    let mut organizer = None;
+    for i in 0..CONNECTED {
+        let u = user(&served.store, tenant, &format!("person{i}@load.test")).await?;
+        let (provider, calendar) = if i % 2 == 0 {
+            (Provider::Google, &served.google)
+        } else {
+            (Provider::Microsoft, &served.microsoft)
+        };
+        let grant = Grant::new(
+            new_id(),
+            tenant.id,
+            u.id,
+            provider,
+            u.email.to_string(),
+            [Scope::ReadFreeBusy, Scope::WriteEvents],
+            tenant.created_at,
+        )?;
+        served.store.save_grant(&grant, &[]).await?;
+        let credentials = Credentials {
+            refresh_token: SecretString::from(format!("refresh-{}", u.email)),
+            access_token: None,
+            access_expires_at: None,
+        };
+        served
+            .store
+            .put_credentials(tenant.id, grant.id(), &credentials)
+            .await?;
+        let busy = (0..7)
+            .flat_map(|day| {
+                let hour = 9 + (i as i64 + day) % 6;
+                [hour, hour + 2].map(|h| {
+                    Interval::starting_at(
+                        window.start() + SignedDuration::from_hours(24 * day + h),
+                        SignedDuration::from_mins(45),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        calendar.set_busy(u.email.as_str(), busy);
+        if i == 0 {
+            organizer = Some(u);
+        } else {
+            emails.push(u.email.to_string());
+        }
+    }
+    let organizer = organizer.context("an organizer")?;
+    let secret = BearerSecret::issue(TokenKind::Api, tenant.id, &[9; 32]).context("a token")?;
+    served
+        .store
+        .insert_api_token(&ApiToken {
+            id: new_id(),
+            tenant: tenant.id,
+            user: organizer.id,
+            label: "load".into(),
+            token_hash: secret.hash(),
+            created_at: tenant.created_at,
+            expires_at: None,
+            revoked_at: None,
+        })
+        .await?;
+    let participants: Vec<_> = emails.iter().map(|e| json!({ "email": e })).collect();
+    let body = serde_json::to_vec(&json!({
+        "duration_minutes": 30,
+        "window": {"start": window.start().to_string(), "end": window.end().to_string()},
+        "participants": participants,
+        "limit": 10,
+    }))?;
+    Ok((secret.expose().to_owned(), body))
+}
+
+/// What one load run measured.
+#[derive(Debug, Default)]
+struct Figures {
+    ok: u64,
+    /// Non-2xx answers by status, and transport failures (status 0).
+    failed: BTreeMap<u16, u64>,
+    first_failure: Option<String>,
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Figures {
+    fn requests(&self) -> u64 {
+        self.ok + self.errors()
+    }
+
+    fn errors(&self) -> u64 {
+        self.failed.values().sum()
+    }
+
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// The `q` quantile of every request's latency, in milliseconds.
+    fn percentile(&self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies.len() as f64 * q).ceil() as usize).clamp(1, self.latencies.len());
+        self.latencies[i - 1].as_secs_f64() * 1_000.0
+    }
+
+    fn error_detail(&self) -> String {
+        if self.failed.is_empty() {
+            return String::new();
+        }
+        let statuses: Vec<String> = self
+            .failed
+            .iter()
+            .map(|(s, n)| match s {
+                0 => format!("{n} transport failures"),
+                s => format!("{n} × {s}"),
+            })
+            .collect();
+        format!(
+            " ({}; first: {})",
+            statuses.join(", "),
+            self.first_failure.as_deref().unwrap_or("?")
+        )
+    }
+}
+
+/// Sends `make(n)` for n = 0, 1, … over `connections` concurrent connections until
+/// `duration` has passed or `max` requests were sent; every request's body is read.
+async fn load<F>(connections: usize, duration: Duration, max: u64, make: &Arc<F>) -> Figures
+where
+    F: Fn(u64) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let (make, next) = (make.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut figures = Figures::default();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= max || Instant::now() >= deadline {
+                        break;
+                    }
+                    let sent = Instant::now();
+                    let failure = match make(n).send().await {
+                        Ok(r) => {
+                            let status = r.status();
+                            match r.bytes().await {
+                                Ok(_) if status.is_success() => None,
+                                Ok(body) => Some((
+                                    status.as_u16(),
+                                    format!("{status}: {}", String::from_utf8_lossy(&body)),
+                                )),
+                                Err(e) => Some((0, e.to_string())),
+                            }
+                        }
+                        Err(e) => Some((0, e.to_string())),
+                    };
+                    figures.latencies.push(sent.elapsed());
+                    match failure {
+                        None => figures.ok += 1,
+                        Some((status, what)) => {
+                            *figures.failed.entry(status).or_default() += 1;
+                            figures.first_failure.get_or_insert(what);
+                        }
+                    }
+                }
+                figures
+            })
+        })
+        .collect();
+    let mut all = Figures::default();
+    for task in tasks {
+        let Ok(f) = task.await else {
+            *all.failed.entry(0).or_default() += 1;
+            continue;
+        };
+        all.ok += f.ok;
+        for (s, n) in f.failed {
+            *all.failed.entry(s).or_default() += n;
+        }
+        if all.first_failure.is_none() {
+            all.first_failure = f.first_failure;
+        }
+        all.latencies.extend(f.latencies);
+    }
+    all.elapsed = started.elapsed();
+    all.latencies.sort_unstable();
+    all
+}
