@@ -5,6 +5,7 @@ mod app {
     mod admin;
     mod api;
     mod browser;
+    mod canary;
     mod demo;
     mod harness;
     mod sqlite;
