@@ -184,6 +184,19 @@ async fn path(client: &Client) -> String {
     url.path().to_owned()
 }
 
+/// Waits for a navigation to land on `expected` (a click returns before the browser has
+/// followed the redirects).
+async fn wait_path(client: &Client, expected: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = path(client).await;
+        if now == expected || std::time::Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_create_a_meeting_vote_as_a_guest_and_see_it_booked() {
     let Some((chromium, chromedriver)) = peers() else {
@@ -264,12 +277,12 @@ async fn journey(client: &Client, app: &TestApp, worker: &Worker) {
     client.goto(&app.url("/meetings")).await.unwrap();
     assert_eq!(path(client).await, "/signin");
     wait_for(client, "a.button").await.click().await.unwrap();
-    wait_for(client, "nav").await;
     assert_eq!(
-        path(client).await,
+        wait_path(client, "/meetings").await,
         "/meetings",
         "back where the visit started, signed in"
     );
+    wait_for(client, "nav").await;
     let body = client.source().await.unwrap();
     assert!(body.contains("My meetings") && body.contains("Sign out"));
 
@@ -373,8 +386,9 @@ async fn journey(client: &Client, app: &TestApp, worker: &Worker) {
         .click()
         .await
         .unwrap();
+    // The meeting page has a notice too: wait for the navigation itself.
+    assert_eq!(wait_path(client, "/signin").await, "/signin");
     wait_for(client, ".notice").await;
-    assert_eq!(path(client).await, "/signin");
     client.goto(&app.url("/settings")).await.unwrap();
     assert_eq!(path(client).await, "/signin");
 }
