@@ -12,7 +12,7 @@ use convene_domain::meeting::{
 use convene_domain::outbox::{Notification, OutboxPayload};
 use convene_domain::people::User;
 use convene_domain::ports::{CalendarError, GrantStore, MeetingStore, StoreError, UserStore};
-use convene_domain::service::{BookingOutcome, Invitee, ServiceError};
+use convene_domain::service::{BookingOutcome, Invitee, MeetingRequest, ServiceError};
 use convene_domain::time::{Interval, Timestamp};
 use convene_testkit::fixtures::World;
 
@@ -48,6 +48,15 @@ fn team() -> Team {
         grace,
         linus,
     }
+}
+
+/// Creates a meeting as `organizer`, which must succeed.
+async fn create(world: &World, organizer: &User, request: MeetingRequest) -> Meeting {
+    world
+        .scheduler
+        .create_meeting(&world.requester(organizer), request)
+        .await
+        .unwrap()
 }
 
 fn pass(m: &Meeting, guest: &str) -> GuestPass {
@@ -125,11 +134,7 @@ async fn a_mixed_meeting_sends_one_email_per_email_guest_and_books_when_the_last
         .with_email_guest("omar@guest.test")
         .with_link_guest("Kim")
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
 
     assert!(matches!(m.state(), MeetingState::Polling { .. }));
     assert!(!m.proposals().is_empty() && m.proposals().len() <= 5);
@@ -239,11 +244,7 @@ async fn a_meeting_of_connected_people_books_at_once() {
         .within("2026-03-03T00:00:00Z", 3)
         .with_connected(&grace)
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
     let slot = m.booked_slot().expect("booked without a poll");
     // Within both working days: Paris 09–17 (UTC+1), New York 09–17 (UTC-5).
     assert!(
@@ -334,11 +335,7 @@ async fn no_common_slot_tells_the_organizer() {
         .within("2026-03-03T00:00:00Z", 5)
         .with_connected(&grace)
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
     assert_eq!(m.state().name(), "no_common_slot");
     assert_eq!(count(&world, "no_common_slot", "ada@acme.test"), 1);
 }
@@ -352,11 +349,7 @@ async fn votes_that_leave_no_common_slot_tell_the_organizer() {
         .with_email_guest("a@guest.test")
         .with_email_guest("b@guest.test")
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
     let (first, second) = (m.proposals()[0].id, m.proposals()[1].id);
     world
         .scheduler
@@ -446,11 +439,7 @@ async fn only_the_organizer_books_and_other_tenants_see_nothing() {
         .with_connected(&grace)
         .with_email_guest("a@guest.test")
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
     let proposal = m.proposals()[0].id;
     let r = world
         .scheduler
@@ -493,11 +482,7 @@ async fn booking_rechecks_calendars_and_reproposes_when_the_slot_was_taken() {
         .with_connected(&grace)
         .with_email_guest("a@guest.test")
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
     let taken = m.proposals()[0];
     world.microsoft.add_busy("grace@acme.test", taken.slot);
     let (after, outcome) = world
@@ -543,11 +528,7 @@ async fn racing_bookings_book_once() {
         .with_connected(&grace)
         .with_email_guest("a@guest.test")
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
     let who = world.requester(&ada);
     let attempts = m
         .proposals()
@@ -699,11 +680,7 @@ async fn polls_past_their_deadline_expire_and_the_organizer_is_told() {
         .within("2026-03-03T00:00:00Z", 5)
         .with_email_guest("a@guest.test")
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
     let MeetingState::Polling { deadline } = m.state() else {
         panic!()
     };
@@ -739,11 +716,7 @@ async fn revoking_consent_revokes_at_the_provider_and_turns_the_user_into_an_ema
         .with_connected(&linus)
         .with_email_guest("a@guest.test")
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
     assert_eq!(
         world
             .scheduler
@@ -818,11 +791,7 @@ async fn a_grant_the_provider_refuses_is_marked_revoked_and_its_owner_told_once(
         .within("2026-03-03T00:00:00Z", 5)
         .with_connected(&grace)
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
     let grants = world
         .store
         .grants_of(grace.tenant, &[grace.id])
@@ -861,11 +830,7 @@ async fn a_grant_the_provider_refuses_is_marked_revoked_and_its_owner_told_once(
         .within("2026-03-03T00:00:00Z", 5)
         .with_connected(&grace)
         .build();
-    world
-        .scheduler
-        .create_meeting(&world.requester(&ada), again)
-        .await
-        .unwrap();
+    create(&world, &ada, again).await;
     assert_eq!(count(&world, "grant_revoked", "grace@acme.test"), 1);
 }
 
@@ -883,11 +848,7 @@ async fn an_unreadable_calendar_asks_the_participant_but_fails_the_organizer_cle
         .within("2026-03-03T00:00:00Z", 5)
         .with_connected(&grace)
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
     assert_eq!(m.state().name(), "polling");
     assert_eq!(count(&world, "propose_slots", "grace@acme.test"), 1);
     let grants = world
@@ -929,11 +890,7 @@ async fn a_booking_the_calendar_refuses_still_sends_the_invitations() {
         .within("2026-03-03T00:00:00Z", 5)
         .with_connected(&grace)
         .build();
-    world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    create(&world, &ada, request).await;
     world
         .google
         .fail_next(CalendarError::BadRequest("invalid attendee".into()));
@@ -957,11 +914,7 @@ async fn transient_failures_are_retried_and_nothing_is_lost() {
         .within("2026-03-03T00:00:00Z", 5)
         .with_connected(&grace)
         .build();
-    world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    create(&world, &ada, request).await;
     world
         .google
         .fail_next(CalendarError::Unavailable("503".into()));
@@ -999,11 +952,7 @@ async fn the_store_failing_changes_nothing() {
         .with_connected(&grace)
         .with_email_guest("a@guest.test")
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
     world
         .store
         .fail_next(StoreError::Unavailable("connection refused".into()));
@@ -1037,11 +986,7 @@ async fn export_holds_everything_but_secrets_and_is_audited() {
         .within("2026-03-03T00:00:00Z", 5)
         .with_connected(&grace)
         .build();
-    world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    create(&world, &ada, request).await;
     let export = world
         .scheduler
         .export_user(&world.requester(&grace))
@@ -1078,22 +1023,14 @@ async fn erasure_leaves_no_name_or_email_and_revokes_at_the_provider() {
         .with_connected(&linus)
         .with_email_guest("x@guest.test")
         .build();
-    let hers = world
-        .scheduler
-        .create_meeting(&world.requester(&grace), hers)
-        .await
-        .unwrap();
+    let hers = create(&world, &grace, hers).await;
     let adas = world
         .a_meeting()
         .within("2026-03-03T00:00:00Z", 5)
         .with_connected(&grace)
         .with_email_guest("y@guest.test")
         .build();
-    let adas = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), adas)
-        .await
-        .unwrap();
+    let adas = create(&world, &ada, adas).await;
     let other = world.other_tenant();
     let (bob, _) = world.connected_user_in(&other, "bob@other.test", "UTC", Provider::Google);
     let foreign = world
@@ -1101,11 +1038,7 @@ async fn erasure_leaves_no_name_or_email_and_revokes_at_the_provider() {
         .within("2026-03-03T00:00:00Z", 5)
         .with_email_guest("Grace@ACME.test")
         .build();
-    let foreign = world
-        .scheduler
-        .create_meeting(&world.requester(&bob), foreign)
-        .await
-        .unwrap();
+    let foreign = create(&world, &bob, foreign).await;
 
     let report = world
         .scheduler
@@ -1192,11 +1125,7 @@ async fn calendar_content_is_never_kept() {
         .with_connected(&grace)
         .with_email_guest("a@guest.test")
         .build();
-    world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    create(&world, &ada, request).await;
     world.deliver_all().await;
     let dump = world.store.dump_text();
     for needle in ["14:07", "14:53", "T140700", "T145300"] {
@@ -1224,11 +1153,7 @@ async fn proposals_follow_local_working_hours_across_the_european_dst_change() {
         .with_connected(&ravi)
         .with_email_guest("a@guest.test")
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
     assert!(m.proposals().len() >= 2);
     let paris = convene_domain::time::Zone::parse("Europe/Paris").unwrap();
     let kolkata = convene_domain::time::Zone::parse("Asia/Kolkata").unwrap();
@@ -1258,11 +1183,7 @@ async fn one_email_per_guest_per_round_even_when_asked_twice() {
         .within("2026-03-03T00:00:00Z", 5)
         .with_email_guest("a@guest.test")
         .build();
-    let m = world
-        .scheduler
-        .create_meeting(&world.requester(&ada), request)
-        .await
-        .unwrap();
+    let m = create(&world, &ada, request).await;
     // A second revoke-like demotion pass or a retry must not enqueue the same email again.
     let payload = world.store.outbox_messages();
     let again = payload.clone();
