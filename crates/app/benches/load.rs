@@ -281,6 +281,7 @@ async fn bench(url: String) -> anyhow::Result<()> {
             slug: "load".into(),
         },
         name: "Load".into(),
+        settings: convene_domain::tenant::TenantSettings::default(),
         created_at: now,
     };
     served.store.insert_tenant(&tenant).await?;
@@ -381,6 +382,8 @@ async fn user(store: &PgStore, tenant: &Tenant, email: &str) -> anyhow::Result<U
         zone: Zone::parse("UTC")?,
         working_hours: WeeklyHours::standard(),
         buffers: Buffers::default(),
+        role: convene_domain::people::Role::Member,
+        status: convene_domain::people::UserStatus::Active,
         created_at: tenant.created_at,
     };
     store.insert_user(&u).await?;

@@ -84,6 +84,7 @@ async fn seed(
                 id: ids.new_id(),
                 key,
                 name: "Demo Corp".into(),
+                settings: convene_domain::tenant::TenantSettings::default(),
                 created_at: now,
             };
             store.insert_tenant(&t).await?;
@@ -127,6 +128,8 @@ async fn seed(
                     zone: Zone::parse(zone)?,
                     working_hours,
                     buffers: Buffers::default(),
+                    role: convene_domain::people::Role::Member,
+                    status: convene_domain::people::UserStatus::Active,
                     created_at: now,
                 };
                 store.insert_user(&u).await?;

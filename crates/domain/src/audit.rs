@@ -54,6 +54,22 @@ pub enum AuditAction {
     TokenCreated,
     /// A personal API token was revoked.
     TokenRevoked,
+    /// A user's role changed (subject: the user).
+    RoleChanged,
+    /// A tenant admin deactivated a user (subject: the user).
+    UserDeactivated,
+    /// A tenant admin reactivated a user (subject: the user).
+    UserReactivated,
+    /// A meeting was handed to another organizer (subject: the meeting).
+    MeetingHandedOver,
+    /// A tenant's defaults changed (subject: the tenant).
+    TenantSettingsChanged,
+    /// The periodic check found a grant refused by its provider (subject: the grant).
+    GrantCheckRefused,
+    /// A person in an incident's scope was notified (subject: the user or participant).
+    IncidentNotified,
+    /// An incident report listed the people in scope (subject: the tenant).
+    IncidentReported,
 }
 
 impl AuditAction {
@@ -74,6 +90,14 @@ impl AuditAction {
             Self::KeysRotated => "keys_rotated",
             Self::TokenCreated => "token_created",
             Self::TokenRevoked => "token_revoked",
+            Self::RoleChanged => "role_changed",
+            Self::UserDeactivated => "user_deactivated",
+            Self::UserReactivated => "user_reactivated",
+            Self::MeetingHandedOver => "meeting_handed_over",
+            Self::TenantSettingsChanged => "tenant_settings_changed",
+            Self::GrantCheckRefused => "grant_check_refused",
+            Self::IncidentNotified => "incident_notified",
+            Self::IncidentReported => "incident_reported",
         }
     }
 }

@@ -397,6 +397,19 @@ impl MeetingDraft {
     }
 }
 
+/// The user a meeting is handed to by [`Meeting::hand_over`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandOverTo {
+    /// Their account.
+    pub user: UserId,
+    /// Their name.
+    pub name: PersonName,
+    /// Their email.
+    pub email: EmailAddress,
+    /// Their zone.
+    pub zone: Zone,
+}
+
 /// Everything a store needs to save a meeting; [`Meeting::restore`] builds it back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingSnapshot {
@@ -897,6 +910,67 @@ impl Meeting {
         Some(p.id)
     }
 
+    /// Hands an open meeting to another organizer (their former organizer was
+    /// deactivated). The new organizer takes part as a required connected participant
+    /// (added if they were not invited) and no longer votes; the former one stays as an
+    /// optional email guest. A booked meeting keeps its slot but forgets the calendar
+    /// event, which lives on the former organizer's calendar: a later cancellation is
+    /// sent by email only. `id` is used only if the new organizer must be added.
+    pub fn hand_over(&mut self, to: HandOverTo, id: ParticipantId) -> Result<(), MeetingError> {
+        if !self.s.state.is_open() {
+            return Err(self.wrong_state("hand over"));
+        }
+        if to.user == self.s.organizer {
+            return Err(MeetingError::InvalidParticipant(
+                self.organizer_participant().map_or(id, |p| p.id),
+                "is already the organizer",
+            ));
+        }
+        let former = self.s.organizer;
+        match self.s.participants.iter_mut().find(|p| {
+            p.user() == Some(to.user)
+                || p.email
+                    .as_ref()
+                    .is_some_and(|e| e.as_str().eq_ignore_ascii_case(to.email.as_str()))
+        }) {
+            Some(p) => {
+                let pid = p.id;
+                p.kind = ParticipantKind::Connected { user: to.user };
+                p.email = Some(to.email);
+                p.attendance = Attendance::Required;
+                p.zone = Some(to.zone);
+                self.s.votes.retain(|v| v.participant != pid);
+            }
+            None => {
+                if self.s.participants.len() >= Self::MAX_PARTICIPANTS {
+                    return Err(MeetingError::TooManyParticipants {
+                        max: Self::MAX_PARTICIPANTS,
+                    });
+                }
+                self.s.participants.push(Participant {
+                    id,
+                    name: to.name,
+                    email: Some(to.email),
+                    kind: ParticipantKind::Connected { user: to.user },
+                    attendance: Attendance::Required,
+                    zone: Some(to.zone),
+                });
+            }
+        }
+        if let Some(p) = self
+            .s
+            .participants
+            .iter_mut()
+            .find(|p| p.user() == Some(former))
+        {
+            p.kind = ParticipantKind::Email;
+            p.attendance = Attendance::Optional;
+        }
+        self.s.organizer = to.user;
+        self.s.event = None;
+        Ok(())
+    }
+
     /// Removes a person who erased their account from this meeting's records: matched by
     /// user id or by email, their name and email are replaced and they are never
     /// contacted again. Returns whether anything changed.
@@ -1051,6 +1125,88 @@ mod tests {
             participant: id(participant),
             expires_at: t("2026-04-01T00:00:00Z"),
         }
+    }
+
+    fn to(user: u128, email: &str) -> HandOverTo {
+        HandOverTo {
+            user: id(user),
+            name: PersonName::parse("Next").unwrap(),
+            email: EmailAddress::parse(email).unwrap(),
+            zone: Zone::utc(),
+        }
+    }
+
+    #[test]
+    fn an_open_meeting_is_handed_to_a_new_organizer() {
+        // The new organizer was an email guest who voted: they become the connected,
+        // required organizer, their votes go (organizers never vote), and the former
+        // organizer stays as an optional email guest.
+        let mut m = poll(vec![
+            participant(2, ParticipantKind::Email, Attendance::Required),
+            participant(3, ParticipantKind::Email, Attendance::Required),
+        ]);
+        m.vote_with_pass(&pass(&m, 2), &[(id(50), Answer::Yes)], t(NOW))
+            .unwrap();
+        m.vote_with_pass(&pass(&m, 3), &[(id(50), Answer::Yes)], t(NOW))
+            .unwrap();
+        m.hand_over(to(200, "P2@example.com"), id(99)).unwrap();
+        assert_eq!(m.organizer(), id(200));
+        let new = m.participant(id(2)).unwrap();
+        assert_eq!(new.kind, ParticipantKind::Connected { user: id(200) });
+        assert_eq!(new.attendance, Attendance::Required);
+        assert!(m.votes().iter().all(|v| v.participant != id(2)));
+        assert_eq!(m.votes().len(), 1);
+        let former = m.participant(id(1)).unwrap();
+        assert_eq!(former.kind, ParticipantKind::Email);
+        assert_eq!(former.attendance, Attendance::Optional);
+        assert_eq!(m.participants().len(), 3);
+        check_participants(m.organizer(), m.participants()).unwrap();
+
+        // Someone not invited is added.
+        let mut m = poll(vec![participant(
+            2,
+            ParticipantKind::Email,
+            Attendance::Required,
+        )]);
+        m.hand_over(to(300, "new@example.com"), id(99)).unwrap();
+        assert_eq!(m.participants().len(), 3);
+        assert_eq!(m.participant(id(99)).unwrap().user(), Some(id(300)));
+        check_participants(m.organizer(), m.participants()).unwrap();
+
+        // A booked meeting keeps its slot and forgets the former organizer's event.
+        let mut m = poll(vec![participant(
+            2,
+            ParticipantKind::Email,
+            Attendance::Required,
+        )]);
+        m.book(id(50), t(NOW)).unwrap();
+        m.record_event(BookedEvent {
+            provider: crate::consent::Provider::Google,
+            event_id: "e1".into(),
+            conference_url: None,
+        })
+        .unwrap();
+        m.hand_over(to(300, "new@example.com"), id(99)).unwrap();
+        assert!(matches!(m.state(), MeetingState::Booked { .. }));
+        assert_eq!(m.event(), None);
+    }
+
+    #[test]
+    fn closed_meetings_and_the_same_organizer_cannot_be_handed_over() {
+        let mut m = poll(vec![participant(
+            2,
+            ParticipantKind::Email,
+            Attendance::Required,
+        )]);
+        assert!(matches!(
+            m.hand_over(to(100, "p1@example.com"), id(99)),
+            Err(MeetingError::InvalidParticipant(..))
+        ));
+        m.cancel(t(NOW)).unwrap();
+        assert!(matches!(
+            m.hand_over(to(300, "new@example.com"), id(99)),
+            Err(MeetingError::WrongState { .. })
+        ));
     }
 
     #[test]

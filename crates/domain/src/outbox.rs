@@ -105,7 +105,7 @@ impl OutboxPayload {
             | Notification::Cancellation {
                 meeting, attendees, ..
             } => (Some(meeting), Some(attendees)),
-            Notification::GrantRevoked { .. } => (None, None),
+            Notification::GrantRevoked { .. } | Notification::Incident { .. } => (None, None),
         };
         if let Some(m) = meeting
             && m.organizer_email.as_ref().is_some_and(same)
@@ -285,6 +285,16 @@ pub enum Notification {
         /// Which provider.
         provider: Provider,
     },
+    /// Tells a person that a security incident may have touched their data: the
+    /// operator's own words, sent through `convene incident notify`.
+    Incident {
+        /// The person.
+        to: Recipient,
+        /// The subject line.
+        subject: String,
+        /// The message (plain text; `{name}` already replaced).
+        body: String,
+    },
 }
 
 impl Notification {
@@ -297,7 +307,8 @@ impl Notification {
             | Self::Cancellation { to, .. }
             | Self::NoCommonSlot { to, .. }
             | Self::PollExpired { to, .. }
-            | Self::GrantRevoked { to, .. } => to,
+            | Self::GrantRevoked { to, .. }
+            | Self::Incident { to, .. } => to,
         }
     }
 
@@ -311,6 +322,7 @@ impl Notification {
             Self::NoCommonSlot { .. } => "no_common_slot",
             Self::PollExpired { .. } => "poll_expired",
             Self::GrantRevoked { .. } => "grant_revoked",
+            Self::Incident { .. } => "incident",
         }
     }
 }

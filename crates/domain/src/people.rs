@@ -100,6 +100,53 @@ impl Buffers {
     }
 }
 
+/// What a user may do in their tenant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Schedules meetings and manages their own data.
+    #[default]
+    Member,
+    /// Also manages the tenant's people, grants and defaults (never their calendar
+    /// content). Claimed only through a verifiable path: the identity provider says so,
+    /// or an operator grants it.
+    TenantAdmin,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Member => "member",
+            Self::TenantAdmin => "tenant_admin",
+        }
+    }
+
+    /// Parses [`Role::as_str`].
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "member" => Some(Self::Member),
+            "tenant_admin" => Some(Self::TenantAdmin),
+            _ => None,
+        }
+    }
+}
+
+/// Whether an account may be used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum UserStatus {
+    /// Signs in, schedules, and their calendars are read.
+    #[default]
+    Active,
+    /// Turned off by a tenant admin: cannot sign in, has no sessions or API tokens,
+    /// and their calendar grants are not used (they are asked by email instead).
+    Deactivated {
+        /// When.
+        at: Timestamp,
+    },
+}
+
 /// A person with an account in one tenant.
 ///
 /// Convene keeps exactly this about a person (plus the consents in
@@ -120,6 +167,22 @@ pub struct User {
     pub working_hours: WeeklyHours,
     /// Free time around meetings.
     pub buffers: Buffers,
+    /// Member or tenant admin.
+    pub role: Role,
+    /// Active or deactivated.
+    pub status: UserStatus,
     /// When the account was created.
     pub created_at: Timestamp,
+}
+
+impl User {
+    /// Whether the account may be used (signed in, read, scheduled for).
+    pub fn is_active(&self) -> bool {
+        self.status == UserStatus::Active
+    }
+
+    /// Whether the user administers their tenant (and is active).
+    pub fn is_tenant_admin(&self) -> bool {
+        self.is_active() && self.role == Role::TenantAdmin
+    }
 }

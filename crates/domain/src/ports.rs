@@ -26,7 +26,7 @@ use crate::outbox::{
     AnalyticsEvent, Attendee, DeliveryError, Notification, OutboxMessage, RetryDecision,
 };
 use crate::people::{PersonName, User};
-use crate::tenant::{Tenant, TenantKey};
+use crate::tenant::{Tenant, TenantKey, TenantSettings};
 use crate::time::{Interval, SignedDuration, Timestamp, Zone};
 
 // ---------------------------------------------------------------- time and ids
@@ -106,6 +106,12 @@ pub trait TenantStore: Send + Sync {
     async fn tenant_by_key(&self, key: &TenantKey) -> Result<Option<Tenant>, StoreError>;
     /// Every tenant id (for per-tenant housekeeping).
     async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError>;
+    /// Replaces a tenant's settings. MUST return `UnknownTenant` when absent.
+    async fn update_tenant_settings(
+        &self,
+        tenant: TenantId,
+        settings: &TenantSettings,
+    ) -> Result<(), StoreError>;
 }
 
 /// People with an account.
@@ -137,7 +143,8 @@ pub trait UserStore: Send + Sync {
         tenant: TenantId,
         page: Page<UserId>,
     ) -> Result<Vec<User>, StoreError>;
-    /// Saves changes to a user (name, zone, working hours, buffers, email). MUST return
+    /// Saves changes to a user (name, zone, working hours, buffers, email, role,
+    /// status). MUST return
     /// `NotFound` when absent or of another tenant, `Duplicate` when the new email is taken.
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
 }
@@ -154,6 +161,13 @@ pub trait GrantStore: Send + Sync {
     /// Every grant of these users, whatever their state, in one round trip.
     async fn grants_of(&self, tenant: TenantId, users: &[UserId])
     -> Result<Vec<Grant>, StoreError>;
+    /// The tenant's active grants, ordered by id, at most `page.limit` after
+    /// `page.after` (for the periodic grant check).
+    async fn active_grants(
+        &self,
+        tenant: TenantId,
+        page: Page<GrantId>,
+    ) -> Result<Vec<Grant>, StoreError>;
     /// Stores credentials for a grant, replacing earlier ones. Implementations MUST keep
     /// tokens encrypted at rest and never log them.
     async fn put_credentials(
@@ -199,6 +213,13 @@ pub trait MeetingStore: Send + Sync {
         &self,
         tenant: TenantId,
         user: UserId,
+        page: Page<MeetingId>,
+    ) -> Result<Vec<Meeting>, StoreError>;
+    /// Every meeting of the tenant ordered by id, at most `page.limit` after
+    /// `page.after` (for incident reports).
+    async fn meetings_in_tenant(
+        &self,
+        tenant: TenantId,
         page: Page<MeetingId>,
     ) -> Result<Vec<Meeting>, StoreError>;
     /// Meetings in which a user takes part as a connected participant (organised ones
@@ -302,6 +323,13 @@ pub trait SessionStore: Send + Sync {
         tenant: TenantId,
         user: UserId,
     ) -> Result<Vec<ApiToken>, StoreError>;
+    /// Revokes every live token of the user; returns how many.
+    async fn revoke_api_tokens_of(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
     /// Revokes one of the user's tokens. MUST return `NotFound` when the token is not
     /// theirs.
     async fn revoke_api_token(
@@ -523,6 +551,10 @@ pub struct ProviderIdentity {
     pub name: PersonName,
     /// The tenant the provider puts them in.
     pub tenant: TenantKey,
+    /// Whether the provider vouches that they administer that tenant (Microsoft's
+    /// Global Administrator role in the `wids` claim). Grants the tenant admin role
+    /// at sign-in; never set for personal tenants.
+    pub tenant_admin: bool,
 }
 
 /// The result of a successful code exchange.

@@ -66,6 +66,7 @@ fn tenant(n: u128, slug: &str) -> Tenant {
         id: id(n),
         key: TenantKey::Local { slug: slug.into() },
         name: slug.into(),
+        settings: convene_domain::tenant::TenantSettings::default(),
         created_at: t0(),
     }
 }
@@ -79,6 +80,8 @@ fn user(n: u128, tenant: &Tenant, address: &str, display: &str) -> User {
         zone: Zone::parse("Europe/Paris").expect("a zone"),
         working_hours: WeeklyHours::standard(),
         buffers: Buffers::default(),
+        role: convene_domain::people::Role::Member,
+        status: convene_domain::people::UserStatus::Active,
         created_at: t0(),
     }
 }
@@ -319,6 +322,7 @@ pub async fn tenant_store(store: &dyn Store) {
             domain: "beta.example".into(),
         },
         name: "Beta".into(),
+        settings: convene_domain::tenant::TenantSettings::default(),
         created_at: t0(),
     };
     store

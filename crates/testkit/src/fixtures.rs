@@ -145,6 +145,7 @@ impl World {
                 slug: "acme".into(),
             },
             name: "Acme".into(),
+            settings: convene_domain::tenant::TenantSettings::default(),
             created_at: clock.now(),
         };
         ready(store.insert_tenant(&tenant)).expect("a fresh store takes the first tenant");
@@ -196,6 +197,7 @@ impl World {
                 slug: format!("other-{n}"),
             },
             name: format!("Other {n}"),
+            settings: convene_domain::tenant::TenantSettings::default(),
             created_at: self.now(),
         };
         ready(self.store.insert_tenant(&tenant)).expect("a new tenant key");
@@ -225,6 +227,8 @@ impl World {
             zone: Zone::parse(zone).expect("a valid zone literal"),
             working_hours: WeeklyHours::standard(),
             buffers: Buffers::default(),
+            role: convene_domain::people::Role::Member,
+            status: convene_domain::people::UserStatus::Active,
             created_at: self.now(),
         };
         ready(self.store.insert_user(&user)).expect("a new user");

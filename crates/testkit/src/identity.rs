@@ -164,6 +164,7 @@ pub fn sign_in(email: &str, tenant: TenantKey, scopes: &[Scope]) -> SignIn {
             email: address.clone(),
             name: PersonName::parse(&local).expect("a local part is a valid name"),
             tenant,
+            tenant_admin: false,
         },
         scopes: scopes.to_vec(),
         credentials: Credentials {

@@ -372,6 +372,10 @@ impl EmailComposer for PlainComposer {
                 );
                 format!("Your {provider} calendar was disconnected")
             }
+            Notification::Incident { subject, body, .. } => {
+                let _ = writeln!(text, "{body}");
+                subject.clone()
+            }
         };
         let html = text
             .lines()

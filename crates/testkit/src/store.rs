@@ -24,7 +24,7 @@ use convene_domain::ports::{
     AuditLog, ClaimedMessage, Credentials, Erasure, ErasureStore, GrantStore, MeetingStore,
     OutboxCounts, OutboxStore, Page, SessionStore, StoreError, TenantStore, UserStore,
 };
-use convene_domain::tenant::{Tenant, TenantKey};
+use convene_domain::tenant::{Tenant, TenantKey, TenantSettings};
 use convene_domain::time::{SignedDuration, Timestamp};
 use secrecy::ExposeSecret;
 
@@ -424,6 +424,20 @@ impl TenantStore for MemoryStore {
     async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError> {
         Ok(self.begin()?.tenants.keys().copied().collect())
     }
+
+    async fn update_tenant_settings(
+        &self,
+        tenant: TenantId,
+        settings: &TenantSettings,
+    ) -> Result<(), StoreError> {
+        let mut s = self.begin()?;
+        let t = s
+            .tenants
+            .get_mut(&tenant)
+            .ok_or(StoreError::UnknownTenant)?;
+        t.settings = settings.clone();
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -555,6 +569,23 @@ impl GrantStore for MemoryStore {
             .collect())
     }
 
+    async fn active_grants(
+        &self,
+        tenant: TenantId,
+        page: Page<GrantId>,
+    ) -> Result<Vec<Grant>, StoreError> {
+        Ok(self
+            .begin()?
+            .grants
+            .values()
+            .filter(|g| {
+                g.tenant() == tenant && g.is_active() && page.after.is_none_or(|a| g.id() > a)
+            })
+            .take(limit(page.limit))
+            .cloned()
+            .collect())
+    }
+
     async fn put_credentials(
         &self,
         tenant: TenantId,
@@ -646,6 +677,20 @@ impl MeetingStore for MemoryStore {
             .filter(|m| {
                 m.tenant == tenant && m.organizer == user && page.after.is_none_or(|a| m.id < a)
             })
+            .take(limit(page.limit))
+            .map(restore)
+            .collect()
+    }
+
+    async fn meetings_in_tenant(
+        &self,
+        tenant: TenantId,
+        page: Page<MeetingId>,
+    ) -> Result<Vec<Meeting>, StoreError> {
+        let s = self.begin()?;
+        s.meetings
+            .values()
+            .filter(|m| m.tenant == tenant && page.after.is_none_or(|a| m.id > a))
             .take(limit(page.limit))
             .map(restore)
             .collect()
@@ -989,6 +1034,25 @@ impl SessionStore for MemoryStore {
         Ok(tokens)
     }
 
+    async fn revoke_api_tokens_of(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut s = self.begin()?;
+        let mut revoked = 0;
+        for t in s
+            .tokens
+            .values_mut()
+            .filter(|t| t.tenant == tenant && t.user == user && t.revoked_at.is_none())
+        {
+            t.revoked_at = Some(now);
+            revoked += 1;
+        }
+        Ok(revoked)
+    }
+
     async fn revoke_api_token(
         &self,
         tenant: TenantId,
@@ -1153,6 +1217,7 @@ mod tests {
             id: TenantId::from_uuid(Uuid::from_u128(1)),
             key: TenantKey::Local { slug: "t".into() },
             name: "T".into(),
+            settings: convene_domain::tenant::TenantSettings::default(),
             created_at: Timestamp::UNIX_EPOCH,
         }
     }
@@ -1183,6 +1248,8 @@ mod tests {
             zone: Zone::utc(),
             working_hours: WeeklyHours::standard(),
             buffers: Default::default(),
+            role: convene_domain::people::Role::Member,
+            status: convene_domain::people::UserStatus::Active,
             created_at: Timestamp::UNIX_EPOCH,
         };
         store.insert_user(&user).await.unwrap();

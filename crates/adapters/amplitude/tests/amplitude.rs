@@ -176,6 +176,8 @@ fn the_user() -> User {
         zone: Zone::utc(),
         working_hours: WeeklyHours::standard(),
         buffers: Buffers::default(),
+        role: convene_domain::people::Role::Member,
+        status: convene_domain::people::UserStatus::Active,
         created_at: Timestamp::UNIX_EPOCH,
     }
 }

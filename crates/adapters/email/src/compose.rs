@@ -41,6 +41,7 @@ const TEMPLATES: &[(&str, &str)] = &kind_templates!(
     "no_common_slot",
     "poll_expired",
     "grant_revoked",
+    "incident",
 );
 
 /// Why a composer could not be built.
@@ -177,6 +178,8 @@ impl TemplateComposer {
             attendees: Vec::new(),
             updated: false,
             provider: None,
+            incident_subject: None,
+            incident_body: None,
         }
     }
 }
@@ -225,6 +228,9 @@ struct Context<'a> {
     attendees: Vec<AttendeeView<'a>>,
     updated: bool,
     provider: Option<&'static str>,
+    /// The operator's incident subject and message (plain text, escaped in HTML).
+    incident_subject: Option<&'a str>,
+    incident_body: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -383,6 +389,12 @@ impl EmailComposer for TemplateComposer {
             Notification::GrantRevoked { to, provider } => {
                 let mut ctx = self.context(to, None);
                 ctx.provider = Some(provider_label(*provider));
+                ctx
+            }
+            Notification::Incident { to, subject, body } => {
+                let mut ctx = self.context(to, None);
+                ctx.incident_subject = Some(subject);
+                ctx.incident_body = Some(body);
                 ctx
             }
         };

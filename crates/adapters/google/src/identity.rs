@@ -193,6 +193,9 @@ impl IdentityProvider for GoogleIdentity {
                 email,
                 name,
                 tenant,
+                // Google's ID token does not say who administers a Workspace domain:
+                // an operator grants the role (`convene tenant grant-admin`).
+                tenant_admin: false,
             },
             scopes,
             credentials,

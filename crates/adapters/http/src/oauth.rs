@@ -211,6 +211,9 @@ pub struct IdClaims {
     pub oid: Option<String>,
     /// Microsoft's sign-in name.
     pub preferred_username: Option<String>,
+    /// Microsoft's directory role template ids of the user (`wids`), when the app
+    /// registration asks for them.
+    pub wids: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +238,8 @@ struct RawClaims {
     oid: Option<String>,
     #[serde(default)]
     preferred_username: Option<String>,
+    #[serde(default)]
+    wids: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -521,6 +526,7 @@ impl OAuthClient {
             tid: raw.tid,
             oid: raw.oid,
             preferred_username: raw.preferred_username,
+            wids: raw.wids,
         })
     }
 }

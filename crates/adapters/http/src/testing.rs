@@ -55,6 +55,7 @@ impl Fixture {
                     slug: format!("{slug}-{id}"),
                 },
                 name: slug.to_owned(),
+                settings: convene_domain::tenant::TenantSettings::default(),
                 created_at: Timestamp::UNIX_EPOCH,
             })
             .await

@@ -39,6 +39,9 @@ impl fmt::Debug for MicrosoftIdentity {
     }
 }
 
+/// The role template id of Entra's Global Administrator (the same in every tenant).
+const GLOBAL_ADMINISTRATOR_ROLE: &str = "62e90394-69f5-4237-9190-012177145e10";
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Me {
@@ -174,7 +177,15 @@ impl IdentityProvider for MicrosoftIdentity {
                 PersonName::parse(local).ok()
             })
             .unwrap_or_else(PersonName::erased);
-        let tenant = if tid.eq_ignore_ascii_case(PERSONAL_ACCOUNTS_TENANT) {
+        let personal = tid.eq_ignore_ascii_case(PERSONAL_ACCOUNTS_TENANT);
+        // Entra's Global Administrator role, as a `wids` claim of the ID token: the
+        // directory vouches that this person administers the tenant.
+        let tenant_admin = !personal
+            && claims
+                .wids
+                .iter()
+                .any(|w| w.eq_ignore_ascii_case(GLOBAL_ADMINISTRATOR_ROLE));
+        let tenant = if personal {
             TenantKey::Personal {
                 subject: format!("microsoft:{oid}"),
             }
@@ -203,6 +214,7 @@ impl IdentityProvider for MicrosoftIdentity {
                 email,
                 name,
                 tenant,
+                tenant_admin,
             },
             scopes,
             credentials,

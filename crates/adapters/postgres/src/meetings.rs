@@ -407,6 +407,28 @@ impl MeetingStore for PgStore {
         Ok(meetings)
     }
 
+    async fn meetings_in_tenant(
+        &self,
+        tenant: TenantId,
+        page: Page<MeetingId>,
+    ) -> Result<Vec<Meeting>, StoreError> {
+        let mut tx = self.read().await?;
+        let rows: Vec<MeetingRow> = self
+            .query_as(
+                "SELECT * FROM meetings WHERE tenant_id = $1 \
+                 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+            )
+            .bind(tenant.as_uuid())
+            .bind(page.after.map(|a| a.as_uuid()))
+            .bind(limit(page.limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let meetings = self.load_meetings(&mut tx, rows).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(meetings)
+    }
+
     async fn meetings_with_user(
         &self,
         tenant: TenantId,

@@ -25,6 +25,8 @@ pub const OUTBOX_KEY: usize = 300;
 pub const OUTBOX_PAYLOAD_BYTES: usize = 1 << 20;
 /// `users.working_hours`, in bytes of JSON.
 pub const WORKING_HOURS_BYTES: usize = 16 * 1024;
+/// The largest tenant settings document (working hours and up to 100 guest domains).
+pub const TENANT_SETTINGS_BYTES: usize = 64 * 1024;
 /// `outbox.last_error`, in characters: longer reports are cut, not refused (a worker
 /// cannot do anything about the length of an error).
 pub const LAST_ERROR: usize = 2_000;

@@ -22,9 +22,9 @@ use convene_domain::meeting::{
 };
 use convene_domain::outbox::OutboxMessage;
 use convene_domain::outbox::RetryDecision;
-use convene_domain::people::{Buffers, PersonName, User};
+use convene_domain::people::{Buffers, PersonName, Role, User, UserStatus};
 use convene_domain::ports::{ClaimedMessage, OutboxCounts, StoreError};
-use convene_domain::tenant::{Tenant, TenantKey};
+use convene_domain::tenant::{Tenant, TenantKey, TenantSettings};
 use convene_domain::time::{Interval, MeetingLength, SignedDuration, Timestamp, Zone};
 use serde::Serialize;
 use uuid::Uuid;
@@ -97,6 +97,8 @@ pub struct TenantRow {
     pub key_value: String,
     /// Display name.
     pub name: String,
+    /// `TenantSettings` in its serde form.
+    pub settings: JsonText,
     /// When first seen.
     pub created_at: Micros,
 }
@@ -119,8 +121,20 @@ impl TenantRow {
             key_kind: key_kind.to_owned(),
             key_value: key_value.clone(),
             name: t.name.clone(),
+            settings: Self::settings(&t.settings)?,
             created_at: Micros::of(t.created_at),
         })
+    }
+
+    /// The stored form of a tenant's settings.
+    pub fn settings(settings: &TenantSettings) -> Result<JsonText, StoreError> {
+        let json = JsonText::of("tenant settings", settings)?;
+        limits::json(
+            "tenant settings",
+            json.as_str(),
+            limits::TENANT_SETTINGS_BYTES,
+        )?;
+        Ok(json)
     }
 
     /// The tenant back.
@@ -141,6 +155,9 @@ impl TenantRow {
         Ok(Tenant {
             id: self.tenant_id.into(),
             key,
+            settings: self
+                .settings
+                .parse(&format!("tenant {}: settings", self.tenant_id))?,
             name: self.name,
             created_at: self.created_at.timestamp()?,
         })
@@ -171,6 +188,10 @@ pub struct UserRow {
     pub buffer_before_us: i64,
     /// Buffer after meetings, in microseconds.
     pub buffer_after_us: i64,
+    /// `member` or `tenant_admin`.
+    pub role: String,
+    /// When a tenant admin deactivated the account (NULL while active).
+    pub deactivated_at: Option<Micros>,
     /// Account creation.
     pub created_at: Micros,
 }
@@ -194,6 +215,11 @@ impl UserRow {
             working_hours,
             buffer_before_us: duration_micros(u.buffers.before),
             buffer_after_us: duration_micros(u.buffers.after),
+            role: u.role.as_str().to_owned(),
+            deactivated_at: match u.status {
+                UserStatus::Active => None,
+                UserStatus::Deactivated { at } => Some(Micros::of(at)),
+            },
             created_at: Micros::of(u.created_at),
         })
     }
@@ -216,6 +242,15 @@ impl UserRow {
                 .working_hours
                 .parse(&format!("{what}: working hours"))?,
             buffers,
+            role: Role::parse(&self.role).ok_or_else(|| {
+                corrupt("users.role", format_args!("unknown value {:?}", self.role))
+            })?,
+            status: match self.deactivated_at {
+                None => UserStatus::Active,
+                Some(at) => UserStatus::Deactivated {
+                    at: at.timestamp()?,
+                },
+            },
             created_at: self.created_at.timestamp()?,
         })
     }

@@ -10,7 +10,7 @@ use convene_domain::people::User;
 use convene_domain::ports::{
     Credentials, GrantStore, Page, SessionStore, StoreError, TenantStore, UserStore,
 };
-use convene_domain::tenant::{Tenant, TenantKey};
+use convene_domain::tenant::{Tenant, TenantKey, TenantSettings};
 use convene_domain::time::Timestamp;
 use convene_sql::Micros;
 use convene_sql::credentials::CredentialsRow;
@@ -30,8 +30,8 @@ impl TenantStore for SqliteStore {
     async fn insert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
         let row = TenantRow::of(tenant)?;
         self.query(
-            "INSERT INTO tenants (tenant_id, key, key_kind, key_value, name, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO tenants (tenant_id, key, key_kind, key_value, name, created_at, \
+             settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .bind(row.tenant_id)
         .bind(row.key)
@@ -39,6 +39,7 @@ impl TenantStore for SqliteStore {
         .bind(row.key_value)
         .bind(row.name)
         .bind(row.created_at)
+        .bind(row.settings)
         .execute(&self.writer)
         .await
         .map_err(store_error)?;
@@ -73,6 +74,24 @@ impl TenantStore for SqliteStore {
             .map_err(store_error)?;
         Ok(ids.into_iter().map(|(id,)| id.into()).collect())
     }
+
+    async fn update_tenant_settings(
+        &self,
+        tenant: TenantId,
+        settings: &TenantSettings,
+    ) -> Result<(), StoreError> {
+        let done = self
+            .query("UPDATE tenants SET settings = ?2 WHERE tenant_id = ?1")
+            .bind(tenant.as_uuid())
+            .bind(TenantRow::settings(settings)?)
+            .execute(&self.writer)
+            .await
+            .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownTenant);
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -83,8 +102,9 @@ impl UserStore for SqliteStore {
         self.insert_settled(
             self.query(
                 "INSERT INTO users (tenant_id, id, name, email, email_lower, zone, \
-                 working_hours, buffer_before_us, buffer_after_us, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 working_hours, buffer_before_us, buffer_after_us, created_at, role, \
+                 deactivated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .bind(row.tenant_id)
             .bind(row.id)
@@ -95,7 +115,9 @@ impl UserStore for SqliteStore {
             .bind(row.working_hours)
             .bind(row.buffer_before_us)
             .bind(row.buffer_after_us)
-            .bind(row.created_at),
+            .bind(row.created_at)
+            .bind(row.role)
+            .bind(row.deactivated_at),
             tenant,
         )
         .await
@@ -186,7 +208,8 @@ impl UserStore for SqliteStore {
         let done = self
             .query(
                 "UPDATE users SET name = ?3, email = ?4, email_lower = ?5, zone = ?6, \
-                 working_hours = ?7, buffer_before_us = ?8, buffer_after_us = ?9 \
+                 working_hours = ?7, buffer_before_us = ?8, buffer_after_us = ?9, \
+                 role = ?10, deactivated_at = ?11 \
                  WHERE tenant_id = ?1 AND id = ?2",
             )
             .bind(row.tenant_id)
@@ -198,6 +221,8 @@ impl UserStore for SqliteStore {
             .bind(row.working_hours)
             .bind(row.buffer_before_us)
             .bind(row.buffer_after_us)
+            .bind(row.role)
+            .bind(row.deactivated_at)
             .execute(&self.writer)
             .await
             .map_err(store_error)?;
@@ -323,6 +348,25 @@ impl GrantStore for SqliteStore {
             )
             .bind(tenant.as_uuid())
             .bind(id_list(users.iter().map(UserId::as_uuid)))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(GrantRow::into_grant).collect()
+    }
+
+    async fn active_grants(
+        &self,
+        tenant: TenantId,
+        page: Page<GrantId>,
+    ) -> Result<Vec<Grant>, StoreError> {
+        let rows: Vec<GrantRow> = self
+            .query_as(
+                "SELECT * FROM grants WHERE tenant_id = ?1 AND state = 'active' \
+                 AND (?2 IS NULL OR id > ?2) ORDER BY id LIMIT ?3",
+            )
+            .bind(tenant.as_uuid())
+            .bind(page.after.map(|a| a.as_uuid()))
+            .bind(limit(page.limit))
             .fetch_all(&self.reader)
             .await
             .map_err(store_error)?;
@@ -533,6 +577,26 @@ impl SessionStore for SqliteStore {
             .await
             .map_err(store_error)?;
         rows.into_iter().map(ApiTokenRow::into_token).collect()
+    }
+
+    async fn revoke_api_tokens_of(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let done = self
+            .query(
+                "UPDATE api_tokens SET revoked_at = ?3 \
+                 WHERE tenant_id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+            )
+            .bind(tenant.as_uuid())
+            .bind(user.as_uuid())
+            .bind(Micros::of(now))
+            .execute(&self.writer)
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected())
     }
 
     async fn revoke_api_token(

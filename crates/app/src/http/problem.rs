@@ -11,6 +11,9 @@ use convene_domain::service::ServiceError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// The media type of a problem document.
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
 /// A problem document.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
@@ -115,10 +118,9 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, axum::Json(&self)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -247,6 +249,30 @@ impl From<ServiceError> for Problem {
             ),
             ServiceError::NotFound(what) => Self::not_found(what),
             ServiceError::NotOrganizer => Self::forbidden(detail),
+            ServiceError::NotTenantAdmin => Self::new(
+                S::FORBIDDEN,
+                "not-tenant-admin",
+                "Administrators only",
+                detail,
+            ),
+            ServiceError::Deactivated => Self::new(
+                S::FORBIDDEN,
+                "account-deactivated",
+                "Account deactivated",
+                detail,
+            ),
+            ServiceError::GuestPolicy(_) => Self::new(
+                S::FORBIDDEN,
+                "guest-not-allowed",
+                "Guest not allowed by your organisation",
+                detail,
+            ),
+            ServiceError::Settings(_) => Self::new(
+                S::UNPROCESSABLE_ENTITY,
+                "invalid-settings",
+                "Invalid settings",
+                detail,
+            ),
             ServiceError::Conflict => {
                 Self::new(S::CONFLICT, "conflict", "Changed concurrently", detail)
             }

@@ -29,6 +29,8 @@ async fn user(store: &dyn Store, world: &World, email: &str, zone: &str) -> User
         zone: Zone::parse(zone).unwrap(),
         working_hours: WeeklyHours::standard(),
         buffers: Buffers::default(),
+        role: convene_domain::people::Role::Member,
+        status: convene_domain::people::UserStatus::Active,
         created_at: world.now(),
     };
     store.insert_user(&u).await.unwrap();

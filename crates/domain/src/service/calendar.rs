@@ -27,22 +27,36 @@ pub(super) struct Gathered {
 }
 
 impl Scheduler {
-    /// Turns the organizer's invitees into participants: a user of the tenant is
+    /// Turns the organizer's invitees into participants: an active user of the tenant is
     /// connected, anyone else with an email is an email guest, a name alone is a link
-    /// guest. The organizer comes first.
+    /// guest. The organizer comes first. People outside the tenant must be admitted by
+    /// the tenant's guest policy.
     pub(super) async fn resolve_invitees(
         &self,
         organizer: &User,
         invitees: &[Invitee],
     ) -> Result<Vec<Participant>, ServiceError> {
         let emails: Vec<EmailAddress> = invitees.iter().filter_map(|i| i.email.clone()).collect();
-        let users: HashMap<String, User> = self
+        let settings = self.store().tenant(organizer.tenant).await?.settings;
+        let members: HashMap<String, User> = self
             .store()
             .users_by_emails(organizer.tenant, &emails)
             .await?
             .into_iter()
             .map(|u| (u.email.as_str().to_ascii_lowercase(), u))
             .collect();
+        for invitee in invitees {
+            match &invitee.email {
+                Some(email) if !members.contains_key(&email.as_str().to_ascii_lowercase()) => {
+                    settings.admits_email_guest(email)?
+                }
+                Some(_) => {}
+                None => settings.admits_link_guest()?,
+            }
+        }
+        // A deactivated member's calendar is not used: they are asked by email.
+        let users: HashMap<String, User> =
+            members.into_iter().filter(|(_, u)| u.is_active()).collect();
         let mut participants = vec![Participant {
             id: self.ports.ids.new_id(),
             name: organizer.name.clone(),
@@ -116,7 +130,14 @@ impl Scheduler {
             .map(|u| (u.id, u))
             .collect();
         users.insert(organizer.id, organizer.clone());
-        let grants = self.store().grants_of(tenant, &ids).await?;
+        // Deactivated users' grants are not used: they are asked by email instead.
+        let grants: Vec<Grant> = self
+            .store()
+            .grants_of(tenant, &ids)
+            .await?
+            .into_iter()
+            .filter(|g| users.get(&g.user()).is_some_and(User::is_active))
+            .collect();
 
         let fetch_window = window.widen(Buffers::MAX, Buffers::MAX);
         let mut by_provider: BTreeMap<Provider, Vec<ReadAccess>> = BTreeMap::new();
@@ -227,8 +248,9 @@ impl Scheduler {
         Ok(Gathered { availability })
     }
 
-    /// The slot query for a gathering.
-    pub(super) fn slot_query(
+    /// The slot query for a gathering: the minimum notice is the organizer's tenant's,
+    /// or the server's when the tenant has none.
+    pub(super) async fn slot_query(
         &self,
         organizer: &User,
         availability: Vec<Availability>,
@@ -236,16 +258,18 @@ impl Scheduler {
         duration: crate::time::MeetingLength,
         limit: usize,
         now: Timestamp,
-    ) -> SlotQuery {
-        SlotQuery {
+    ) -> Result<SlotQuery, ServiceError> {
+        let tenant = self.store().tenant(organizer.tenant).await?;
+        let notice = tenant.settings.min_notice.unwrap_or(self.policy.min_notice);
+        Ok(SlotQuery {
             window,
             duration,
             granularity: self.policy.granularity,
             organizer_zone: organizer.zone.clone(),
-            earliest_start: now + self.policy.min_notice,
+            earliest_start: now + notice,
             participants: availability,
             limit,
-        }
+        })
     }
 
     /// The organizer's calendar that can take the booking: an active grant with the

@@ -300,6 +300,11 @@ impl<'a> Effects<'a> {
         );
     }
 
+    /// The operator's message about a security incident, to one person.
+    pub(super) fn incident(&mut self, key: String, to: Recipient, subject: String, body: String) {
+        self.push(key, notify(Notification::Incident { to, subject, body }));
+    }
+
     /// Asks the worker to revoke a grant at its provider.
     pub(super) fn revoke_at_provider(&mut self, grant: crate::ids::GrantId) {
         self.push(

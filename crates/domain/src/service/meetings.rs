@@ -49,14 +49,16 @@ impl Scheduler {
             )
             .await?;
         let limit = request.limit.clamp(1, Meeting::MAX_PROPOSALS * 5);
-        let query = self.slot_query(
-            &organizer,
-            gathered.availability,
-            request.window,
-            request.duration,
-            limit,
-            now,
-        );
+        let query = self
+            .slot_query(
+                &organizer,
+                gathered.availability,
+                request.window,
+                request.duration,
+                limit,
+                now,
+            )
+            .await?;
         Ok(find_slots(&query))
     }
 
@@ -91,14 +93,16 @@ impl Scheduler {
                 request.window,
             )
             .await?;
-        let query = self.slot_query(
-            &organizer,
-            gathered.availability,
-            request.window,
-            request.duration,
-            self.policy.proposals,
-            now,
-        );
+        let query = self
+            .slot_query(
+                &organizer,
+                gathered.availability,
+                request.window,
+                request.duration,
+                self.policy.proposals,
+                now,
+            )
+            .await?;
         let candidates = find_slots(&query);
         let mut effects = Effects::new(self, who.tenant);
         let meeting = if candidates.is_empty() {
@@ -323,14 +327,16 @@ impl Scheduler {
             return Ok(BookingOutcome::Waiting);
         }
         let slot = m.proposal(proposal)?.slot;
-        let mut check = self.slot_query(
-            organizer,
-            gathered.availability.clone(),
-            slot,
-            m.duration(),
-            1,
-            now,
-        );
+        let mut check = self
+            .slot_query(
+                organizer,
+                gathered.availability.clone(),
+                slot,
+                m.duration(),
+                1,
+                now,
+            )
+            .await?;
         check.earliest_start = now;
         if feasible_slots(&check).iter().any(|c| c.slot == slot) {
             let booking = m.book(proposal, now)?;
@@ -340,14 +346,16 @@ impl Scheduler {
         }
         // Taken meanwhile: propose again from what the calendars say now.
         let window = m.window();
-        let query = self.slot_query(
-            organizer,
-            gathered.availability,
-            window,
-            m.duration(),
-            self.policy.proposals,
-            now,
-        );
+        let query = self
+            .slot_query(
+                organizer,
+                gathered.availability,
+                window,
+                m.duration(),
+                self.policy.proposals,
+                now,
+            )
+            .await?;
         let candidates = find_slots(&query);
         if candidates.is_empty() {
             m.give_up(now)?;
@@ -450,14 +458,16 @@ impl Scheduler {
                     m.demote_to_email_guest(user);
                 }
             }
-            let query = self.slot_query(
-                &organizer,
-                gathered.availability,
-                target,
-                m.duration(),
-                self.policy.proposals,
-                now,
-            );
+            let query = self
+                .slot_query(
+                    &organizer,
+                    gathered.availability,
+                    target,
+                    m.duration(),
+                    self.policy.proposals,
+                    now,
+                )
+                .await?;
             let candidates = find_slots(&query);
             if candidates.is_empty() {
                 return Err(ServiceError::NoCommonSlot);
@@ -610,14 +620,20 @@ impl Scheduler {
         Ok(m)
     }
 
+    /// The requester's account, which must be active.
     pub(super) async fn organizer(&self, who: &Requester) -> Result<User, ServiceError> {
-        self.store()
+        let user = self
+            .store()
             .user(who.tenant, who.user)
             .await
             .map_err(|e| match e {
                 crate::ports::StoreError::NotFound => ServiceError::NotFound("user"),
                 other => other.into(),
-            })
+            })?;
+        if !user.is_active() {
+            return Err(ServiceError::Deactivated);
+        }
+        Ok(user)
     }
 
     fn proposals(&self, candidates: &[Candidate]) -> Vec<Proposal> {

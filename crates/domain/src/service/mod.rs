@@ -12,6 +12,7 @@ mod delivery;
 mod effects;
 mod meetings;
 mod people;
+mod tenant;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -29,6 +30,10 @@ use crate::ports::{
 use crate::time::{Granularity, Interval, MeetingLength, SignedDuration, TimeError, Zone};
 
 pub use people::{ExportedGrant, ExportedParticipation, ExportedToken, UserExport};
+pub use tenant::{
+    AffectedPerson, Deactivation, GrantCheck, IncidentMessage, IncidentScope, MeetingHandling,
+    PersonInScope, TenantMember,
+};
 
 /// Why a use case failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +59,18 @@ pub enum ServiceError {
     /// Only the organizer may do this.
     #[error("only the organizer can do this")]
     NotOrganizer,
+    /// Only a tenant admin may do this.
+    #[error("only an administrator of your organisation can do this")]
+    NotTenantAdmin,
+    /// The account was deactivated by a tenant admin.
+    #[error("this account is deactivated; ask an administrator of your organisation")]
+    Deactivated,
+    /// The tenant's guest policy refuses an invitee.
+    #[error(transparent)]
+    GuestPolicy(#[from] crate::tenant::GuestPolicyError),
+    /// Tenant settings were refused.
+    #[error(transparent)]
+    Settings(#[from] crate::tenant::SettingsError),
     /// Someone else changed the same record at the same time, and retrying did not help.
     #[error("the meeting was changed at the same time; reload and try again")]
     Conflict,

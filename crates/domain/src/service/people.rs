@@ -7,7 +7,7 @@ use crate::consent::{Grant, GrantState, Provider, RevokedBy, Scope};
 use crate::ids::{GrantId, MeetingId, TenantId, UserId};
 use crate::meeting::{Answer, MeetingSnapshot, MeetingState};
 use crate::outbox::AnalyticsKind;
-use crate::people::{Buffers, User};
+use crate::people::{Buffers, Role, User, UserStatus};
 use crate::ports::{Credentials, Erasure, SignIn, StoreError};
 use crate::tenant::{Tenant, TenantKey};
 use crate::time::{Timestamp, WeeklyHours, Zone};
@@ -102,7 +102,7 @@ impl Scheduler {
         let now = self.ports.clock.now();
         let tenant = self.tenant_for(&sign_in.identity.tenant, now).await?;
         let identity = &sign_in.identity;
-        let user = match self
+        let mut user = match self
             .store()
             .user_by_email(tenant.id, &identity.email)
             .await?
@@ -115,8 +115,10 @@ impl Scheduler {
                     name: identity.name.clone(),
                     email: identity.email.clone(),
                     zone: Zone::utc(),
-                    working_hours: WeeklyHours::standard(),
-                    buffers: Buffers::default(),
+                    working_hours: tenant.settings.working_hours.clone(),
+                    buffers: tenant.settings.buffers,
+                    role: Role::Member,
+                    status: UserStatus::Active,
                     created_at: now,
                 };
                 match self.store().insert_user(&user).await {
@@ -130,6 +132,14 @@ impl Scheduler {
                 }
             }
         };
+        if !user.is_active() {
+            return Err(ServiceError::Deactivated);
+        }
+        // Only an organisation's admin can be vouched for: a personal tenant has none.
+        let vouched =
+            identity.tenant_admin && !matches!(identity.tenant, TenantKey::Personal { .. });
+        self.claim_admin_at_sign_in(&mut user, vouched, source)
+            .await?;
         self.audit(
             tenant.id,
             Actor::User(user.id),
@@ -229,6 +239,7 @@ impl Scheduler {
             id: self.ports.ids.new_id(),
             key: key.clone(),
             name,
+            settings: crate::tenant::TenantSettings::default(),
             created_at: now,
         };
         match self.store().insert_tenant(&tenant).await {

@@ -153,6 +153,8 @@ async fn owner(fx: &Fixture, grant: &convene_domain::consent::Grant, zone: Zone)
             zone,
             working_hours: WeeklyHours::standard(),
             buffers: Buffers::default(),
+            role: convene_domain::people::Role::Member,
+            status: convene_domain::people::UserStatus::Active,
             created_at: Timestamp::UNIX_EPOCH,
         })
         .await

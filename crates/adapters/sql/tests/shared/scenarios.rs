@@ -55,6 +55,7 @@ pub(crate) fn tenant(n: u128, slug: &str) -> Tenant {
         id: id(n),
         key: TenantKey::Local { slug: slug.into() },
         name: slug.into(),
+        settings: convene_domain::tenant::TenantSettings::default(),
         created_at: t0(),
     }
 }
@@ -68,6 +69,8 @@ pub(crate) fn user(n: u128, tenant: &Tenant, email: &str, name: &str) -> User {
         zone: Zone::parse("Europe/Paris").expect("a zone"),
         working_hours: WeeklyHours::standard(),
         buffers: Buffers::default(),
+        role: convene_domain::people::Role::Member,
+        status: convene_domain::people::UserStatus::Active,
         created_at: t0(),
     }
 }
