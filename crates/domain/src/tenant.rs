@@ -175,7 +175,7 @@ impl TenantSettings {
             return Ok(());
         }
         let domain = email.domain().to_ascii_lowercase();
-        if self.guest_domains.iter().any(|d| *d == domain) {
+        if self.guest_domains.contains(&domain) {
             Ok(())
         } else {
             Err(GuestPolicyError::DomainNotAllowed {

@@ -311,6 +311,7 @@ where
     session_store(make().await.as_ref()).await;
     audit_log(make().await.as_ref()).await;
     outbox(make().await.as_ref()).await;
+    tenant_admin(make().await.as_ref()).await;
 }
 
 /// [`TenantStore`](convene_domain::ports::TenantStore) on a fresh store.
@@ -1833,5 +1834,210 @@ pub async fn outbox(store: &dyn Store) {
             dead: 1
         }),
         "enqueuing a key again is a no-op, even after delivery"
+    );
+}
+
+/// What tenant administration needs of a store: tenant settings, roles and status kept,
+/// active grants and a tenant's meetings paged by id, a user's tokens revoked at once.
+pub async fn tenant_admin(store: &dyn Store) {
+    use convene_domain::people::{Role, UserStatus};
+    use convene_domain::tenant::TenantSettings;
+
+    let a = tenant(1, "alpha");
+    let b = tenant(2, "beta");
+    let u1 = user(11, &a, "u1@example.org", "User One");
+    let u2 = user(12, &a, "u2@example.org", "User Two");
+    let u3 = user(13, &b, "u3@example.org", "User Three");
+    seed(store, &[&a, &b], &[&u1, &u2, &u3]).await;
+
+    // Settings round-trip, per tenant.
+    let settings = TenantSettings {
+        external_guests: false,
+        guest_domains: vec!["partner.example".into()],
+        min_notice: Some(SignedDuration::from_hours(36)),
+        buffers: Buffers::new(SignedDuration::from_mins(5), SignedDuration::from_mins(15))
+            .expect("buffers"),
+        ..TenantSettings::default()
+    };
+    store
+        .update_tenant_settings(a.id, &settings)
+        .await
+        .expect("update_tenant_settings");
+    assert_eq!(
+        store.tenant(a.id).await.map(|t| t.settings),
+        Ok(settings.clone()),
+        "tenant() MUST return the settings last saved"
+    );
+    assert_eq!(
+        store.tenant(b.id).await.map(|t| t.settings),
+        Ok(TenantSettings::default()),
+        "update_tenant_settings MUST change one tenant only"
+    );
+    assert_eq!(
+        store
+            .tenant_by_key(&a.key)
+            .await
+            .map(|t| t.map(|t| t.settings)),
+        Ok(Some(settings)),
+        "tenant_by_key() MUST return the settings too"
+    );
+    assert_eq!(
+        store
+            .update_tenant_settings(id(99), &TenantSettings::default())
+            .await,
+        Err(StoreError::UnknownTenant),
+        "update_tenant_settings of an unknown tenant MUST return UnknownTenant"
+    );
+
+    // Role and status are kept by update_user and read by every user query.
+    let changed = User {
+        role: Role::TenantAdmin,
+        status: UserStatus::Deactivated { at: at_mins(5) },
+        ..u2.clone()
+    };
+    store.update_user(&changed).await.expect("update_user");
+    assert_eq!(store.user(a.id, u2.id).await, Ok(changed.clone()));
+    assert_eq!(
+        store.users(a.id, &[u2.id]).await,
+        Ok(vec![changed.clone()]),
+        "users() MUST return role and status"
+    );
+    assert_eq!(
+        store.user_by_email(a.id, &u2.email).await,
+        Ok(Some(changed.clone()))
+    );
+    let back = User {
+        status: UserStatus::Active,
+        ..changed
+    };
+    store.update_user(&back).await.expect("update_user");
+    assert_eq!(store.user(a.id, u2.id).await, Ok(back));
+
+    // Active grants, paged by id, of one tenant only.
+    let g1 = grant(31, &u1, Provider::Google, "u1@example.org");
+    let g2 = grant(32, &u2, Provider::Google, "u2@example.org");
+    let g3 = grant(33, &u2, Provider::Microsoft, "u2@example.org");
+    let g4 = grant(34, &u3, Provider::Google, "u3@example.org");
+    for g in [&g1, &g2, &g3, &g4] {
+        store.save_grant(g, &[]).await.expect("save_grant");
+    }
+    let mut revoked = g2.clone();
+    revoked
+        .revoke(RevokedBy::Provider, at_mins(1))
+        .expect("revocable");
+    store.save_grant(&revoked, &[]).await.expect("save_grant");
+    let first = store
+        .active_grants(a.id, Page::first(1))
+        .await
+        .expect("active_grants");
+    assert_eq!(sorted_ids(&first, Grant::id), vec![g1.id()]);
+    let rest = store
+        .active_grants(
+            a.id,
+            Page {
+                after: Some(g1.id()),
+                limit: 10,
+            },
+        )
+        .await
+        .expect("active_grants");
+    assert_eq!(
+        rest.iter().map(Grant::id).collect::<Vec<_>>(),
+        vec![g3.id()],
+        "active_grants MUST skip revoked grants and other tenants', in id order"
+    );
+
+    // A tenant's meetings, paged by id.
+    let m1 = meeting(
+        41,
+        &u1,
+        vec![email_guest(4101, "g@example.org", "G")],
+        far_future(),
+    );
+    let m2 = meeting(
+        42,
+        &u2,
+        vec![email_guest(4201, "h@example.org", "H")],
+        far_future(),
+    );
+    let m3 = meeting(
+        43,
+        &u3,
+        vec![email_guest(4301, "i@example.org", "I")],
+        far_future(),
+    );
+    for m in [&m1, &m2, &m3] {
+        store.insert_meeting(m, &[]).await.expect("insert_meeting");
+    }
+    let page = store
+        .meetings_in_tenant(a.id, Page::first(1))
+        .await
+        .expect("meetings_in_tenant");
+    assert_eq!(
+        page.iter().map(Meeting::id).collect::<Vec<_>>(),
+        vec![m1.id()]
+    );
+    let page = store
+        .meetings_in_tenant(
+            a.id,
+            Page {
+                after: Some(m1.id()),
+                limit: 10,
+            },
+        )
+        .await
+        .expect("meetings_in_tenant");
+    assert_eq!(
+        page.iter().map(Meeting::id).collect::<Vec<_>>(),
+        vec![m2.id()],
+        "meetings_in_tenant MUST return the tenant's meetings only, in id order"
+    );
+    assert_eq!(
+        page[0].participants(),
+        m2.participants(),
+        "with their participants"
+    );
+
+    // Every live token of one user revoked at once; others untouched.
+    let t1 = api_token(51, &u1, "t1", t0());
+    let t2 = api_token(52, &u1, "t2", t0());
+    let t3 = api_token(53, &u2, "t3", t0());
+    for t in [&t1, &t2, &t3] {
+        store.insert_api_token(t).await.expect("insert_api_token");
+    }
+    store
+        .revoke_api_token(a.id, u1.id, t1.id, at_mins(1))
+        .await
+        .expect("revoke_api_token");
+    assert_eq!(
+        store.revoke_api_tokens_of(a.id, u1.id, at_mins(2)).await,
+        Ok(1),
+        "revoke_api_tokens_of MUST count the tokens it revoked (t1 already was)"
+    );
+    let tokens = store
+        .api_tokens_of(a.id, u1.id)
+        .await
+        .expect("api_tokens_of");
+    assert!(tokens.iter().all(|t| t.revoked_at.is_some()));
+    assert_eq!(
+        tokens
+            .iter()
+            .find(|t| t.id == t1.id)
+            .and_then(|t| t.revoked_at),
+        Some(at_mins(1)),
+        "an earlier revocation is kept"
+    );
+    assert_eq!(
+        store
+            .api_token(a.id, &t3.token_hash)
+            .await
+            .map(|t| t.and_then(|t| t.revoked_at)),
+        Ok(None),
+        "another user's token MUST stay valid"
+    );
+    assert_eq!(
+        store.revoke_api_tokens_of(b.id, u1.id, at_mins(3)).await,
+        Ok(0),
+        "revoke_api_tokens_of MUST be scoped to the tenant"
     );
 }

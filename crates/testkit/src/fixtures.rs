@@ -235,6 +235,16 @@ impl World {
         user
     }
 
+    /// Makes an existing user a tenant admin (as `convene tenant grant-admin` does) and
+    /// returns them as stored.
+    ///
+    /// # Panics
+    /// When the user does not exist.
+    pub fn make_tenant_admin(&self, user: &User) -> User {
+        ready(self.scheduler.grant_tenant_admin(user.tenant, user.id))
+            .expect("an existing user becomes a tenant admin")
+    }
+
     /// A user of "acme" with an active grant of `provider` (free/busy and events), whose
     /// account is their email, and credentials `refresh-<email>` stored.
     ///

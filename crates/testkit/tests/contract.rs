@@ -51,3 +51,8 @@ async fn all_suites_through_the_runner() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn tenant_admin() {
+    contract::tenant_admin(&MemoryStore::new()).await;
+}

@@ -17,7 +17,7 @@ use crate::ids::{GrantId, MeetingId, ParticipantId, TenantId, UserId};
 use crate::meeting::{HandOverTo, Meeting, MeetingState, ParticipantKind};
 use crate::outbox::Recipient;
 use crate::people::{PersonName, Role, User, UserStatus};
-use crate::ports::{IdentityError, Page, StoreError};
+use crate::ports::{Credentials, IdentityError, Page, StoreError};
 use crate::tenant::{Tenant, TenantSettings};
 use crate::time::Timestamp;
 
@@ -551,14 +551,8 @@ impl Scheduler {
                 grants
                     .into_iter()
                     .filter(|g| active.contains(&g.user()))
-                    .filter_map(|g| Some((self.ports.identities.get(g.provider())?.clone(), g))),
+                    .map(|g| self.refresh_grant(tenant, g)),
             )
-            .map(|(identity, grant)| async move {
-                let Some(credentials) = self.store().credentials(tenant, grant.id()).await? else {
-                    return Ok::<_, ServiceError>(None);
-                };
-                Ok(Some((grant.id(), identity.refresh(&credentials).await)))
-            })
             .buffer_unordered(CONCURRENT)
             .collect::<Vec<_>>()
             .await;
@@ -593,6 +587,23 @@ impl Scheduler {
             }
         }
         Ok(report)
+    }
+
+    /// Asks the grant's provider to refresh its tokens: `None` when no identity adapter
+    /// of the provider is configured or the grant has no credentials. A named method
+    /// rather than a closure, so the check's future is `Send` (the worker spawns it).
+    async fn refresh_grant(
+        &self,
+        tenant: TenantId,
+        grant: Grant,
+    ) -> Result<Option<(GrantId, Result<Credentials, IdentityError>)>, ServiceError> {
+        let Some(identity) = self.ports.identities.get(grant.provider()).cloned() else {
+            return Ok(None);
+        };
+        let Some(credentials) = self.store().credentials(tenant, grant.id()).await? else {
+            return Ok(None);
+        };
+        Ok(Some((grant.id(), identity.refresh(&credentials).await)))
     }
 
     /// The people whose data Convene held in `tenants` at any time since `since`: every
@@ -876,6 +887,14 @@ fn held_since(m: &Meeting, since: Timestamp) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_grant_check_can_run_on_a_spawned_task() {
+        fn send<T: Send>(_: &T) {}
+        // Type-checked, not called: the worker spawns the check on a multi-threaded
+        // runtime, which needs its future to be `Send` for every lifetime involved.
+        let _ = |s: &Scheduler, tenant: TenantId| send(&s.check_grants(tenant));
+    }
 
     #[test]
     fn incident_templates_need_a_subject_and_a_body() {

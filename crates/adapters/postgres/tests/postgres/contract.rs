@@ -44,3 +44,8 @@ async fn audit_log(pool: PgPool) {
 async fn outbox(pool: PgPool) {
     contract::outbox(store(pool).as_ref()).await;
 }
+
+#[sqlx::test(migrations = "../../../migrations/postgres")]
+async fn tenant_admin(pool: PgPool) {
+    contract::tenant_admin(store(pool).as_ref()).await;
+}

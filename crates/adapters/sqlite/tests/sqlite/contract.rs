@@ -59,3 +59,8 @@ async fn all_suites_on_files() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn tenant_admin() {
+    contract::tenant_admin(store().await.as_ref()).await;
+}
