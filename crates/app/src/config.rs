@@ -243,6 +243,10 @@ pub struct WorkerConfig {
     pub batch: u32,
     /// Seconds a claim holds before another worker may take the message.
     pub lease_secs: u64,
+    /// How often every active calendar grant is checked with its provider, to notice
+    /// revocations made there (by the user or their IT): `6h`, `30m` (at least a minute).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
+    pub grant_check_interval: std::time::Duration,
 }
 
 impl Default for WorkerConfig {
@@ -251,6 +255,7 @@ impl Default for WorkerConfig {
             poll_ms: 500,
             batch: 50,
             lease_secs: 120,
+            grant_check_interval: std::time::Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -639,6 +644,12 @@ pub const SETTINGS: &[Setting] = &[
         secret: false,
     },
     Setting {
+        key: "worker.grant_check_interval",
+        env: "CONVENE_WORKER__GRANT_CHECK_INTERVAL",
+        default: "6h",
+        secret: false,
+    },
+    Setting {
         key: "google.client_id",
         env: "CONVENE_GOOGLE__CLIENT_ID",
         default: "(none: Google sign-in off)",
@@ -912,6 +923,37 @@ mod tests {
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.tls.cert, Some(PathBuf::from("/srv/tls/fullchain.pem")));
             assert_eq!(c.tls.key, Some(PathBuf::from("/srv/tls/privkey.pem")));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn the_grant_check_interval_reads_as_a_friendly_duration() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.worker.grant_check_interval,
+                std::time::Duration::from_secs(6 * 3600)
+            );
+            jail.create_file(
+                "convene.toml",
+                "[worker]\ngrant_check_interval = \"2h 30m\"\n",
+            )?;
+            let c = Config::load(Some(Path::new("convene.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.worker.grant_check_interval,
+                std::time::Duration::from_secs(150 * 60)
+            );
+            jail.set_env("CONVENE_WORKER__GRANT_CHECK_INTERVAL", "30m");
+            let c = Config::load(Some(Path::new("convene.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.worker.grant_check_interval,
+                std::time::Duration::from_secs(30 * 60),
+                "the environment comes after the file"
+            );
+            jail.set_env("CONVENE_WORKER__GRANT_CHECK_INTERVAL", "often");
+            assert!(Config::load(None).is_err(), "not a duration");
             Ok(())
         });
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use convene_domain::access::{ApiToken, BearerSecret, TokenKind};
+use convene_domain::access::{ApiToken, BearerSecret, TokenHash, TokenKind};
 use convene_domain::consent::{Grant, Provider, Scope};
 use convene_domain::email::EmailAddress;
 use convene_domain::meeting::{Attendance, GuestPass, MeetingState, MeetingTitle};
@@ -198,7 +198,11 @@ pub async fn run(mut config: Config, dir: PathBuf, bind: SocketAddr) -> anyhow::
     let store = wired.database.store();
     let now = app.clock.now();
     let users = seed(store.as_ref(), app.ids.as_ref(), now).await?;
-    let ada = &users[0];
+    // Ada administers the demo tenant, as an operator would grant it.
+    let ada = &app
+        .scheduler
+        .grant_tenant_admin(users[0].tenant, users[0].id)
+        .await?;
     let who = Requester {
         tenant: ada.tenant,
         user: ada.id,
@@ -266,11 +270,13 @@ pub async fn run(mut config: Config, dir: PathBuf, bind: SocketAddr) -> anyhow::
         timeout: Duration::from_secs(15),
         https: false,
     };
-    let server = tokio::spawn(crate::serve(
-        listener,
-        router(app.clone(), limits),
-        shutdown,
+    let sign_in_secret = hex(&random_bytes::<16>());
+    let routes = router(app.clone(), limits).merge(sign_in_route(
+        app.clone(),
+        who,
+        TokenHash::of(&sign_in_secret),
     ));
+    let server = tokio::spawn(crate::serve(listener, routes, shutdown));
 
     // Wait for the worker to write the guests' emails.
     let mail = dir.join("mail");
@@ -328,6 +334,10 @@ pub async fn run(mut config: Config, dir: PathBuf, bind: SocketAddr) -> anyhow::
     );
     println!();
     println!(
+        "Sign in as Ada (organizer, tenant admin) in your browser: {}/demo/sign-in/{sign_in_secret}",
+        config.base_url
+    );
+    println!(
         "API as Ada:  curl -H 'Authorization: Bearer {}' {}/api/v1/meetings/{}",
         secret.expose(),
         config.base_url,
@@ -342,6 +352,46 @@ pub async fn run(mut config: Config, dir: PathBuf, bind: SocketAddr) -> anyhow::
     server.await.context("the server task")??;
     worker.await.context("the worker task")?;
     Ok(())
+}
+
+/// The demo's only way in for Ada, who has no identity provider here: a secret link,
+/// printed once, that opens a session as her (each visit a fresh one) and goes to her
+/// meetings. Only the demo mounts it; `serve` signs people in through their provider.
+fn sign_in_route(app: crate::state::AppState, ada: Requester, secret: TokenHash) -> axum::Router {
+    use axum::extract::Path as UrlPath;
+    use axum::http::{StatusCode, header};
+    use axum::response::{AppendHeaders, IntoResponse, Redirect};
+
+    axum::Router::new().route(
+        "/demo/sign-in/{secret}",
+        axum::routing::get(move |UrlPath(given): UrlPath<String>| async move {
+            if TokenHash::of(&given) != secret {
+                return StatusCode::NOT_FOUND.into_response();
+            }
+            let now = app.clock.now();
+            match crate::http::oauth::start_session(&app, ada.tenant, ada.user, now).await {
+                Ok(session) => {
+                    let cookie = crate::http::oauth::set_cookie(
+                        crate::http::auth::SESSION_COOKIE,
+                        &session,
+                        "/",
+                        app.sessions.absolute.as_secs(),
+                        app.https,
+                    );
+                    (
+                        AppendHeaders([(header::SET_COOKIE, cookie)]),
+                        Redirect::to("/meetings"),
+                    )
+                        .into_response()
+                }
+                Err(problem) => problem.into_response(),
+            }
+        }),
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn invitee(

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod incident;
 pub mod logging;
 pub mod state;
 pub mod system;

@@ -53,6 +53,79 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Tenants (organisations): list them, and make a user a tenant administrator.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+    },
+    /// Security incidents: who was in scope, and telling them (breach notification).
+    Incident {
+        #[command(subcommand)]
+        action: IncidentAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantAction {
+    /// Print every tenant's id, key and name (the ids other commands take as --tenant).
+    List,
+    /// Make the account with this email a tenant administrator: the operator's verifiable
+    /// path to a tenant's first administrator, for organisations whose identity provider
+    /// does not vouch for its admins. Audited.
+    ///
+    /// Refuses when the address has accounts in several tenants, unless --tenant says
+    /// which.
+    GrantAdmin {
+        /// The user's email address.
+        email: String,
+        /// The tenant's id (see `convene tenant list`), when the address is in several.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IncidentAction {
+    /// Print whose data Convene held in the tenants since a time, and what: every user
+    /// (account, calendar connection, free/busy reads, meetings) and every guest of a
+    /// meeting held then. A table by default, JSON lines with --json. Audited.
+    Report {
+        /// A tenant id (see `convene tenant list`), or `all`.
+        #[arg(long)]
+        tenant: String,
+        /// The start of the incident window: an RFC 3339 instant, e.g. 2026-01-01T00:00:00Z.
+        #[arg(long)]
+        since: String,
+        /// One JSON object per person and line, instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tell everyone in an incident's scope, one email each through the outbox (the
+    /// worker delivers them), each recorded in the audit log.
+    ///
+    /// A dry run by default: prints the recipients and the message, and sends nothing.
+    /// With --send it sends under a new incident id, which it prints; sending again with
+    /// --incident <id> sends nobody twice (to finish an interrupted run).
+    ///
+    /// The template is a text file: `Subject: <subject>`, a blank line, then the message;
+    /// `{name}` in the message becomes each person's name.
+    Notify {
+        /// A tenant id (see `convene tenant list`), or `all`.
+        #[arg(long)]
+        tenant: String,
+        /// The start of the incident window: an RFC 3339 instant, e.g. 2026-01-01T00:00:00Z.
+        #[arg(long)]
+        since: String,
+        /// The message template file.
+        #[arg(long)]
+        template: PathBuf,
+        /// Send (without it, nothing is sent).
+        #[arg(long)]
+        send: bool,
+        /// Reuse the id of an earlier --send (letters, digits, '-', '_').
+        #[arg(long, requires = "send")]
+        incident: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,5 +192,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             action: AuditAction::Export { since },
         } => convene::tasks::export_audit(config, &since).await,
+        Command::Tenant {
+            action: TenantAction::List,
+        } => convene::tasks::list_tenants(config).await,
+        Command::Tenant {
+            action: TenantAction::GrantAdmin { email, tenant },
+        } => convene::tasks::grant_tenant_admin(config, &email, tenant.as_deref()).await,
+        Command::Incident {
+            action:
+                IncidentAction::Report {
+                    tenant,
+                    since,
+                    json,
+                },
+        } => convene::incident::report(config, &tenant, &since, json).await,
+        Command::Incident {
+            action:
+                IncidentAction::Notify {
+                    tenant,
+                    since,
+                    template,
+                    send,
+                    incident,
+                },
+        } => {
+            convene::incident::notify(
+                config,
+                &tenant,
+                &since,
+                &template,
+                send,
+                incident.as_deref(),
+            )
+            .await
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use convene_domain::audit::{Actor, AuditAction, AuditEntry};
 use convene_domain::email::EmailAddress;
+use convene_domain::ids::TenantId;
 use convene_domain::ports::Clock;
 
 use crate::config::Config;
@@ -21,7 +22,7 @@ async fn database(config: &Config) -> anyhow::Result<Database> {
 }
 
 /// The app over the configured database and providers (ICS feeds, Google, Microsoft).
-async fn wired(config: &Config) -> anyhow::Result<Wired> {
+pub(crate) async fn wired(config: &Config) -> anyhow::Result<Wired> {
     let database = database(config).await?;
     let providers = providers(config, database.store())?;
     wire_with(config, database, providers)
@@ -176,5 +177,97 @@ pub async fn export_audit(config: Config, since: &str) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Parses `--tenant`: a tenant id, as `convene tenant list` prints them.
+pub(crate) fn tenant_id(raw: &str) -> anyhow::Result<TenantId> {
+    raw.trim()
+        .parse()
+        .with_context(|| format!("{raw:?} is not a tenant id (`convene tenant list` shows them)"))
+}
+
+/// `convene tenant list`: every tenant's id, key and name.
+#[allow(clippy::print_stdout)]
+pub async fn list_tenants(config: Config) -> anyhow::Result<()> {
+    let _guard = crate::logging::init(&config.log)?;
+    let database = database(&config).await?;
+    let store = database.store();
+    let mut rows = Vec::new();
+    for id in store.tenant_ids().await? {
+        let t = store.tenant(id).await?;
+        rows.push((t.id.to_string(), t.key.as_key(), t.name));
+    }
+    let key_width = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(3);
+    println!("{:<36}  {:<key_width$}  NAME", "ID", "KEY");
+    for (id, key, name) in rows {
+        println!("{id:<36}  {key:<key_width$}  {name}");
+    }
+    Ok(())
+}
+
+/// `convene tenant grant-admin <email> [--tenant ID]`: the operator makes the account
+/// with this address a tenant admin (the verifiable path for a tenant whose identity
+/// provider cannot vouch for its admins). Refuses when the address has accounts in
+/// several tenants and no `--tenant` says which. Audited.
+#[allow(clippy::print_stdout)]
+pub async fn grant_tenant_admin(
+    config: Config,
+    email: &str,
+    tenant: Option<&str>,
+) -> anyhow::Result<()> {
+    let _guard = crate::logging::init(&config.log)?;
+    let email = EmailAddress::parse(email).context("the email address")?;
+    let tenant = tenant.map(tenant_id).transpose()?;
+    let wired = wired(&config).await?;
+    let store = wired.database.store();
+    let tenants = match tenant {
+        Some(t) => {
+            store
+                .tenant(t)
+                .await
+                .with_context(|| format!("tenant {t}"))?;
+            vec![t]
+        }
+        None => store.tenant_ids().await?,
+    };
+    let mut found = Vec::new();
+    for t in tenants {
+        if let Some(user) = store.user_by_email(t, &email).await? {
+            found.push(user);
+        }
+    }
+    let user = match found.as_slice() {
+        [] if tenant.is_some() => anyhow::bail!("no account of that tenant has that email address"),
+        [] => anyhow::bail!("no account has that email address"),
+        [user] => user,
+        several => {
+            let mut tenants = Vec::new();
+            for u in several {
+                let t = store.tenant(u.tenant).await?;
+                tenants.push(format!("{} ({})", t.id, t.name));
+            }
+            anyhow::bail!(
+                "{email} has an account in {} tenants: {}; say which with --tenant <id>",
+                several.len(),
+                tenants.join(", ")
+            )
+        }
+    };
+    let user = wired
+        .app
+        .scheduler
+        .grant_tenant_admin(user.tenant, user.id)
+        .await?;
+    let t = store.tenant(user.tenant).await?;
+    println!(
+        "{} <{}> (user {}) is now an administrator of tenant {} ({})",
+        user.name, user.email, user.id, t.id, t.name
+    );
     Ok(())
 }

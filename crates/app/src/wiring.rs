@@ -76,14 +76,27 @@ impl Database {
     }
 }
 
+/// How long `/readyz` waits for the database. Unbounded, a database that is down would
+/// hold each probe for the pool's whole wait for a connection (5 s on PostgreSQL): the
+/// probe must get its 503 sooner than an orchestrator gives up on it.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[async_trait]
 impl Health for Database {
     async fn ready(&self) -> Result<(), String> {
-        let result = match self {
-            Self::Sqlite(s) => s.ping().await,
-            Self::Postgres(s) => s.ping().await,
+        let ping = async {
+            match self {
+                Self::Sqlite(s) => s.ping().await,
+                Self::Postgres(s) => s.ping().await,
+            }
         };
-        result.map_err(|e| format!("database not ready: {e}"))
+        match tokio::time::timeout(READY_TIMEOUT, ping).await {
+            Ok(result) => result.map_err(|e| format!("database not ready: {e}")),
+            Err(_) => Err(format!(
+                "database not ready: no answer within {} s",
+                READY_TIMEOUT.as_secs()
+            )),
+        }
     }
 }
 

@@ -1,14 +1,17 @@
 //! The background worker: drains the outbox with the retry policy, expires polls past
-//! their deadline, and purges sessions past their lifetime. Several workers (in several
-//! processes) share the outbox; each message is claimed by one at a time.
+//! their deadline, purges sessions past their lifetime, and checks every calendar grant
+//! with its provider every `worker.grant_check_interval`. Several workers (in several
+//! processes) share the outbox; each message is claimed by one at a time. Several may
+//! check grants at once: a refresh is idempotent, and a refused grant's user is told once
+//! (the outbox keeps one message per key).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use convene_domain::access::SessionPolicy;
-use convene_domain::outbox::RetryPolicy;
+use convene_domain::outbox::{RetryDecision, RetryPolicy};
 use convene_domain::ports::{Clock, Store, StoreError};
-use convene_domain::service::Scheduler;
+use convene_domain::service::{GrantCheck, Scheduler};
 use jiff::SignedDuration;
 use rand::Rng;
 use tokio::sync::watch;
@@ -74,14 +77,26 @@ impl Worker {
                         Err(e) => return Err(e),
                     }
                     metrics::counter!("outbox_delivered_total", "kind" => kind).increment(1);
-                    tracing::info!(message = %m.id, kind, attempts = claimed.attempts, "delivered");
+                    tracing::info!(message_id = %m.id, kind, attempts = claimed.attempts, "delivered");
                 }
                 Err(e) => {
                     let jitter: f64 = rand::rng().random();
-                    let decision =
+                    let mut decision =
                         self.retry
                             .after_failure(claimed.attempts, &e, jitter, self.clock.now());
-                    tracing::warn!(message = %m.id, kind, attempts = claimed.attempts, error = %e, ?decision, "delivery failed");
+                    tracing::warn!(message_id = %m.id, kind, attempts = claimed.attempts, error = %e, ?decision, "delivery failed");
+                    if decision == RetryDecision::Dead {
+                        // A dead message must not take a booking or a revocation with it.
+                        match self.scheduler.gave_up(m).await {
+                            Ok(()) => tracing::warn!(message_id = %m.id, kind, "given up"),
+                            Err(e) => {
+                                tracing::warn!(message_id = %m.id, kind, error = %e, "giving up failed; trying again later");
+                                decision = RetryDecision::RetryAt(
+                                    self.clock.now() + SignedDuration::from_mins(1),
+                                );
+                            }
+                        }
+                    }
                     match self
                         .store
                         .fail(m.tenant, m.id, &e.to_string(), decision)
@@ -117,9 +132,75 @@ impl Worker {
         Ok(())
     }
 
+    /// One run of the periodic grant check over every tenant: each active grant of an
+    /// active user is refreshed with its provider; one the provider refuses is revoked
+    /// and its user told once. Logs counts per tenant (never tokens) and returns the
+    /// totals. A tenant whose check fails is logged and skipped.
+    pub async fn check_grants(&self) -> Result<GrantCheck, StoreError> {
+        let mut total = GrantCheck::default();
+        for tenant in self.store.tenant_ids().await? {
+            match self.scheduler.check_grants(tenant).await {
+                Ok(c) => {
+                    if c.checked > 0 {
+                        tracing::info!(
+                            %tenant,
+                            checked = c.checked,
+                            valid = c.valid,
+                            refused = c.refused,
+                            unavailable = c.unavailable,
+                            "grants checked"
+                        );
+                    }
+                    metrics::counter!("grant_checks_total", "outcome" => "valid")
+                        .increment(c.valid as u64);
+                    metrics::counter!("grant_checks_total", "outcome" => "refused")
+                        .increment(c.refused as u64);
+                    metrics::counter!("grant_checks_total", "outcome" => "unavailable")
+                        .increment(c.unavailable as u64);
+                    total.checked += c.checked;
+                    total.valid += c.valid;
+                    total.refused += c.refused;
+                    total.unavailable += c.unavailable;
+                }
+                Err(e) => tracing::warn!(%tenant, error = %e, "checking grants failed"),
+            }
+        }
+        Ok(total)
+    }
+
+    /// The grant check, at start and then every `grant_check_interval` (at least a
+    /// minute), until `shutdown` turns true. Runs beside the outbox loop, so a slow
+    /// provider never holds up email.
+    async fn check_grants_periodically(self, mut shutdown: watch::Receiver<bool>) {
+        let every = self
+            .config
+            .grant_check_interval
+            .max(Duration::from_secs(60));
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.check_grants().await {
+                Ok(c) => tracing::info!(
+                    checked = c.checked,
+                    refused = c.refused,
+                    unavailable = c.unavailable,
+                    "grant check done"
+                ),
+                Err(e) => tracing::warn!(error = %e, "grant check failed; next time"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                // A closed channel can never say stop: stop now rather than spin.
+                changed = shutdown.changed() => if changed.is_err() { break },
+            }
+        }
+    }
+
     /// Runs until `shutdown` turns true: then it stops claiming and returns once the
     /// batch in hand is finished (graceful on SIGTERM).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let grant_checks = tokio::spawn(self.clone().check_grants_periodically(shutdown.clone()));
         let idle = Duration::from_millis(self.config.poll_ms.max(10));
         let mut last_housekeeping: Option<tokio::time::Instant> = None;
         loop {
@@ -145,6 +226,9 @@ impl Worker {
                     _ = shutdown.changed() => {}
                 }
             }
+        }
+        if let Err(e) = grant_checks.await {
+            tracing::warn!(error = %e, "the grant check task failed");
         }
         tracing::info!("worker stopped");
     }

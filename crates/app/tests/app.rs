@@ -4,11 +4,20 @@
 mod app {
     mod admin;
     mod api;
+    mod binary;
     mod browser;
     mod canary;
     mod demo;
     mod harness;
+    mod haystack;
     mod sqlite;
+    mod tenant;
     mod tls;
+    mod trust_access;
+    mod trust_audit;
+    mod trust_concurrency;
+    mod trust_faults;
+    mod trust_oauth;
+    mod trust_privacy;
     mod web;
 }

@@ -431,7 +431,10 @@ async fn guest_passes_bind_one_participant_of_one_meeting() {
 #[tokio::test]
 async fn only_the_organizer_books_and_other_tenants_see_nothing() {
     let Team {
-        world, ada, grace, ..
+        world,
+        ada,
+        grace,
+        linus,
     } = team();
     let request = world
         .a_meeting()
@@ -459,6 +462,12 @@ async fn only_the_organizer_books_and_other_tenants_see_nothing() {
         world.scheduler.cancel(&spoofed, m.id()).await.is_err(),
         "Ada's id in another tenant is nobody"
     );
+    // A colleague outside the meeting cannot tell it exists, even by voting on it.
+    let r = world
+        .scheduler
+        .vote_as_user(&world.requester(&linus), m.id(), &[(proposal, Answer::Yes)])
+        .await;
+    assert_eq!(r.unwrap_err(), ServiceError::NotFound("meeting"));
     // Grace, a participant, may look at it.
     assert_eq!(
         world
@@ -901,6 +910,85 @@ async fn a_booking_the_calendar_refuses_still_sends_the_invitations() {
         count(&world, "invitation", "ada@acme.test"),
         1,
         "no event on her calendar: she is invited too"
+    );
+}
+
+#[tokio::test]
+async fn a_booking_whose_calendar_write_dies_still_sends_the_invitations() {
+    let Team {
+        world, ada, grace, ..
+    } = team();
+    let request = world
+        .a_meeting()
+        .within("2026-03-03T00:00:00Z", 5)
+        .with_connected(&grace)
+        .build();
+    let m = create(&world, &ada, request).await;
+    // Google times out on every attempt, until the retry policy gives up.
+    world.google.fail_account(
+        "ada@acme.test",
+        Some(CalendarError::Unavailable("timeout".into())),
+    );
+    world.deliver_all().await;
+    assert!(world.google.events().is_empty());
+    let dead: Vec<_> = world
+        .store
+        .outbox_entries()
+        .into_iter()
+        .filter(|e| matches!(e.state, convene_testkit::store::OutboxState::Dead))
+        .collect();
+    assert_eq!(
+        dead.len(),
+        1,
+        "the calendar write died, kept for an operator"
+    );
+    assert!(
+        dead[0].attempts >= 12,
+        "after every retry: {}",
+        dead[0].attempts
+    );
+    assert_eq!(
+        count(&world, "invitation", "grace@acme.test"),
+        1,
+        "the booking outlived its calendar write"
+    );
+    assert_eq!(
+        count(&world, "invitation", "ada@acme.test"),
+        1,
+        "no event on her calendar: she is invited too"
+    );
+    let after = world.store.meeting(m.tenant(), m.id()).await.unwrap();
+    assert!(after.booked_slot().is_some() && after.event().is_none());
+}
+
+#[tokio::test]
+async fn a_revocation_the_provider_refuses_still_deletes_the_credentials() {
+    let Team { world, linus, .. } = team();
+    world
+        .scheduler
+        .revoke_my_grants(&world.requester(&linus), Provider::Google)
+        .await
+        .unwrap();
+    world
+        .google_identity
+        .fail_next(convene_domain::ports::IdentityError::Refused(
+            "unsupported_token_type".into(),
+        ));
+    world.deliver_all().await;
+    assert!(world.google_identity.revocations().is_empty());
+    let grants = world
+        .store
+        .grants_of(linus.tenant, &[linus.id])
+        .await
+        .unwrap();
+    assert!(
+        world
+            .store
+            .credentials(linus.tenant, grants[0].id())
+            .await
+            .unwrap()
+            .is_none(),
+        "Convene can never use a withdrawn grant's tokens again"
     );
 }
 

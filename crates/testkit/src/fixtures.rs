@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use convene_domain::consent::{Grant, Provider, Scope};
 use convene_domain::email::EmailAddress;
 use convene_domain::meeting::{Attendance, MeetingTitle};
-use convene_domain::outbox::RetryPolicy;
+use convene_domain::outbox::{RetryDecision, RetryPolicy};
 use convene_domain::people::{Buffers, PersonName, User};
 use convene_domain::ports::{
     Calendars, Credentials, GrantStore, IdGenerator, Identities, OutboxStore, OutgoingEmail,
@@ -312,8 +312,9 @@ impl World {
     /// [`Scheduler::deliver_batch`], complete or fail each message with
     /// [`RetryPolicy::default`] and [`DELIVERY_JITTER`]. When nothing is claimable but a
     /// retry (or a lapsing claim) is waiting, the clock jumps to it, so retries happen
-    /// and dead letters die. Stops when nothing is left to try, or after
-    /// [`DELIVERY_ROUNDS`] rounds. Returns how many messages were delivered.
+    /// and dead letters die (through [`Scheduler::gave_up`]). Stops when nothing is left
+    /// to try, or after [`DELIVERY_ROUNDS`] rounds. Returns how many messages were
+    /// delivered.
     pub async fn deliver_all(&self) -> usize {
         let policy = RetryPolicy::default();
         let mut delivered = 0;
@@ -341,8 +342,15 @@ impl World {
                         }
                     }
                     Err(e) => {
-                        let decision =
+                        let mut decision =
                             policy.after_failure(claimed.attempts, &e, DELIVERY_JITTER, now);
+                        // As the worker: a dead message hands over to its fallback, and
+                        // stays alive while the fallback fails.
+                        if decision == RetryDecision::Dead
+                            && self.scheduler.gave_up(&claimed.message).await.is_err()
+                        {
+                            decision = RetryDecision::RetryAt(now + SignedDuration::from_mins(1));
+                        }
                         // A failed report leaves the claim to lapse; the next round retries.
                         let _ = self.store.fail(tenant, id, &e.to_string(), decision).await;
                     }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use convene_domain::access::TokenHash;
@@ -18,10 +18,11 @@ use convene_domain::ports::Page;
 use convene_domain::service::Requester;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::auth::client_ip;
+use super::json::{PathParams, QueryParams};
 use super::problem::Problem;
 use super::views::{GrantView, UserView};
 use crate::state::AppState;
@@ -248,6 +249,8 @@ pub struct TenantView {
 }
 
 /// Every tenant.
+#[utoipa::path(get, path = "/admin/tenants", tag = "admin", security(("admin_token" = [], "admin_totp" = [])),
+    responses((status = 200, body = Vec<TenantView>), (status = 403, body = Problem)))]
 pub async fn tenants(
     State(app): State<AppState>,
     _admin: Admin,
@@ -264,10 +267,13 @@ pub async fn tenants(
 }
 
 /// Paging.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsersQuery {
+    /// The last user of the previous page.
     after: Option<Uuid>,
+    /// At most this many (default 50; taken into 1–200).
     limit: Option<u32>,
 }
 
@@ -276,11 +282,14 @@ fn tenant_id(raw: &str) -> Result<TenantId, Problem> {
 }
 
 /// A tenant's users (audited).
+#[utoipa::path(get, path = "/admin/tenants/{tenant}/users", tag = "admin", security(("admin_token" = [], "admin_totp" = [])),
+    params(("tenant" = Uuid, Path), UsersQuery),
+    responses((status = 200, body = Vec<UserView>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn users(
     State(app): State<AppState>,
     admin: Admin,
-    Path(tenant): Path<String>,
-    Query(q): Query<UsersQuery>,
+    PathParams(tenant): PathParams<String>,
+    QueryParams(q): QueryParams<UsersQuery>,
 ) -> Result<Json<Vec<UserView>>, Problem> {
     let tenant = tenant_id(&tenant)?;
     app.store.tenant(tenant).await?;
@@ -310,10 +319,13 @@ pub struct AdminUserView {
 }
 
 /// One user (audited).
+#[utoipa::path(get, path = "/admin/tenants/{tenant}/users/{user}", tag = "admin", security(("admin_token" = [], "admin_totp" = [])),
+    params(("tenant" = Uuid, Path), ("user" = Uuid, Path)),
+    responses((status = 200, body = AdminUserView), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn user(
     State(app): State<AppState>,
     admin: Admin,
-    Path((tenant, user)): Path<(String, Uuid)>,
+    PathParams((tenant, user)): PathParams<(String, Uuid)>,
 ) -> Result<Json<AdminUserView>, Problem> {
     let tenant = tenant_id(&tenant)?;
     let user = app.store.user(tenant, UserId::from_uuid(user)).await?;
@@ -333,18 +345,24 @@ pub async fn user(
 }
 
 /// Since when.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// RFC 3339 instant, e.g. 2026-01-01T00:00:00Z.
+    #[param(format = DateTime)]
     since: String,
 }
 
-/// A tenant's audit log (audited).
+/// A tenant's audit log (audited): at most 1000 rows from `since`.
+#[utoipa::path(get, path = "/admin/tenants/{tenant}/audit", tag = "admin", security(("admin_token" = [], "admin_totp" = [])),
+    params(("tenant" = Uuid, Path), AuditQuery),
+    responses((status = 200, body = Vec<Object>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn audit_log(
     State(app): State<AppState>,
     admin: Admin,
-    Path(tenant): Path<String>,
-    Query(q): Query<AuditQuery>,
+    PathParams(tenant): PathParams<String>,
+    QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, Problem> {
     let tenant = tenant_id(&tenant)?;
     let since = super::json::instant("since", &q.since)?;
@@ -374,6 +392,8 @@ pub struct OutboxView {
 }
 
 /// The outbox's state (counts only: no personal data).
+#[utoipa::path(get, path = "/admin/outbox", tag = "admin", security(("admin_token" = [], "admin_totp" = [])),
+    responses((status = 200, body = OutboxView), (status = 403, body = Problem)))]
 pub async fn outbox(
     State(app): State<AppState>,
     _admin: Admin,
@@ -388,10 +408,13 @@ pub async fn outbox(
 }
 
 /// Withdraws a user's consent to a provider (admin level).
+#[utoipa::path(post, path = "/admin/tenants/{tenant}/users/{user}/grants/{provider}/revoke", tag = "admin", security(("admin_token" = [], "admin_totp" = [])),
+    params(("tenant" = Uuid, Path), ("user" = Uuid, Path), ("provider" = String, Path, description = "google, microsoft or ics")),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn revoke(
     State(app): State<AppState>,
     admin: Admin,
-    Path((tenant, user, provider)): Path<(String, Uuid, String)>,
+    PathParams((tenant, user, provider)): PathParams<(String, Uuid, String)>,
 ) -> Result<StatusCode, Problem> {
     admin.require_admin()?;
     let tenant = tenant_id(&tenant)?;
@@ -409,10 +432,13 @@ pub async fn revoke(
 }
 
 /// Erases a user (admin level).
+#[utoipa::path(delete, path = "/admin/tenants/{tenant}/users/{user}", tag = "admin", security(("admin_token" = [], "admin_totp" = [])),
+    params(("tenant" = Uuid, Path), ("user" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn erase(
     State(app): State<AppState>,
     admin: Admin,
-    Path((tenant, user)): Path<(String, Uuid)>,
+    PathParams((tenant, user)): PathParams<(String, Uuid)>,
 ) -> Result<StatusCode, Problem> {
     admin.require_admin()?;
     let tenant = tenant_id(&tenant)?;

@@ -1,8 +1,10 @@
 //! The JSON API under `/api/v1`. Handlers translate: parse the body into domain values,
 //! call one use case, render a view. No rule lives here.
 
+use std::collections::HashMap;
+
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use convene_domain::access::{ApiToken, BearerSecret, TokenKind};
@@ -13,14 +15,16 @@ use convene_domain::ids::{ApiTokenId, MeetingId, ProposalId};
 use convene_domain::meeting::{Answer, Attendance, GuestPass, MeetingTitle};
 use convene_domain::people::{Buffers, PersonName};
 use convene_domain::ports::Page;
-use convene_domain::service::{AvailabilityRequest, BookingOutcome, Invitee, MeetingRequest};
+use convene_domain::service::{
+    AvailabilityRequest, BookingOutcome, Invitee, MeetingRequest, ServiceError,
+};
 use convene_domain::time::{Interval, MeetingLength, SignedDuration, WeeklyHours, Zone};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::auth::Authenticated;
-use super::json::{Body, instant, invalid};
+use super::json::{Body, PathParams, QueryParams, instant, invalid};
 use super::problem::Problem;
 use super::views::*;
 use crate::state::AppState;
@@ -96,7 +100,7 @@ pub async fn me(
 
 /// Changes zone, working hours and buffers.
 #[utoipa::path(patch, path = "/api/v1/me", tag = "me", security(("bearer" = [])), request_body = ProfilePatch,
-    responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn patch_me(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
@@ -149,7 +153,7 @@ pub async fn delete_me(
 
 /// Everything Convene holds about the signed-in user.
 #[utoipa::path(get, path = "/api/v1/me/export", tag = "me", security(("bearer" = [])),
-    responses((status = 200, body = Object), (status = 401, body = Problem)))]
+    responses((status = 200, body = Object), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn export(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
@@ -172,11 +176,11 @@ pub async fn grants(
 /// Withdraws consent to a provider (here at once, at the provider by the worker).
 #[utoipa::path(delete, path = "/api/v1/me/grants/{provider}", tag = "me", security(("bearer" = [])),
     params(("provider" = String, Path, description = "google, microsoft or ics")),
-    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn revoke_grant(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Path(provider): Path<String>,
+    PathParams(provider): PathParams<String>,
 ) -> Result<StatusCode> {
     let provider: Provider = provider
         .parse()
@@ -250,7 +254,7 @@ pub async fn list_tokens(
 pub async fn delete_token(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Path(id): Path<Uuid>,
+    PathParams(id): PathParams<Uuid>,
 ) -> Result<StatusCode> {
     app.store
         .revoke_api_token(
@@ -265,7 +269,7 @@ pub async fn delete_token(
 
 /// Ranked slots for a prospective meeting; creates nothing.
 #[utoipa::path(post, path = "/api/v1/availability", tag = "meetings", security(("bearer" = [])), request_body = AvailabilityBody,
-    responses((status = 200, body = Vec<CandidateView>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = Vec<CandidateView>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 pub async fn availability(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
@@ -289,7 +293,16 @@ pub async fn availability(
 /// Asks for a meeting: connected calendars are read, the best slots proposed, and each
 /// email guest gets one email (or it is booked at once when nobody needs to vote).
 #[utoipa::path(post, path = "/api/v1/meetings", tag = "meetings", security(("bearer" = [])), request_body = NewMeeting,
-    responses((status = 201, body = MeetingView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 201, body = MeetingView, links(
+        ("get" = (operation_id = "get_meeting", parameters(("id" = "$response.body#/id")), description = "The new meeting")),
+        ("book" = (operation_id = "book", parameters(("id" = "$response.body#/id")),
+            request_body = json!({"proposal": "$response.body#/proposals/0/id"}), description = "Book its best proposal")),
+        ("vote" = (operation_id = "vote", parameters(("id" = "$response.body#/id")),
+            request_body = json!({"answers": [{"proposal": "$response.body#/proposals/0/id", "available": true}]}),
+            description = "Answer its best proposal")),
+        ("reschedule" = (operation_id = "reschedule", parameters(("id" = "$response.body#/id")), description = "Propose again")),
+        ("cancel" = (operation_id = "cancel", parameters(("id" = "$response.body#/id")), description = "Call it off")),
+    )), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 pub async fn create_meeting(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
@@ -307,9 +320,11 @@ pub async fn create_meeting(
 
 /// Paging of a list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// At most this many (1–100, default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next` of the previous page.
     pub after: Option<Uuid>,
@@ -321,9 +336,8 @@ pub struct ListQuery {
 pub async fn list_meetings(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<MeetingPage>> {
-    let Query(q) = query?;
     let limit = match q.limit {
         None => 20,
         Some(n @ 1..=100) => n,
@@ -353,7 +367,7 @@ fn meeting_id(raw: &str) -> Result<MeetingId> {
 pub async fn get_meeting(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<MeetingView>> {
     let m = app.scheduler.meeting(&who, meeting_id(&id)?).await?;
     Ok(Json((&m).into()))
@@ -365,7 +379,7 @@ pub async fn get_meeting(
 pub async fn book(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     Body(body): Body<BookBody>,
 ) -> Result<Json<MeetingView>> {
     let (m, _) = app
@@ -381,7 +395,7 @@ pub async fn book(
 pub async fn reschedule(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     Body(body): Body<RescheduleBody>,
 ) -> Result<Json<MeetingView>> {
     let new_window = body.window.as_ref().map(window).transpose()?;
@@ -398,7 +412,7 @@ pub async fn reschedule(
 pub async fn cancel(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<MeetingView>> {
     let m = app.scheduler.cancel(&who, meeting_id(&id)?).await?;
     Ok(Json((&m).into()))
@@ -426,14 +440,64 @@ fn answers(body: &VoteBody) -> Result<Vec<(ProposalId, Answer)>> {
 pub async fn vote(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     Body(body): Body<VoteBody>,
 ) -> Result<Json<MeetingView>> {
-    let (m, _) = app
-        .scheduler
-        .vote_as_user(&who, meeting_id(&id)?, &answers(&body)?)
-        .await?;
+    let (id, answers) = (meeting_id(&id)?, answers(&body)?);
+    let (m, _) = vote_retrying(id, || app.scheduler.vote_as_user(&who, id, &answers)).await?;
     Ok(Json((&m).into()))
+}
+
+/// How long a vote keeps trying while others change the same meeting.
+const VOTE_CONTENTION_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The lock taking the votes on one meeting in turn, in this process.
+fn voting_turns(meeting: MeetingId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    type Turns = HashMap<MeetingId, std::sync::Weak<tokio::sync::Mutex<()>>>;
+    static TURNS: std::sync::OnceLock<std::sync::Mutex<Turns>> = std::sync::OnceLock::new();
+    let mut turns = TURNS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Only meetings being voted on right now keep an entry.
+    turns.retain(|_, turn| turn.strong_count() > 0);
+    if let Some(turn) = turns.get(&meeting).and_then(std::sync::Weak::upgrade) {
+        return turn;
+    }
+    let turn = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+    turns.insert(meeting, std::sync::Arc::downgrade(&turn));
+    turn
+}
+
+/// A vote on `meeting`. Guests answering one email at the same moment must all get their
+/// vote in, but each vote saves the whole meeting optimistically, so concurrent ones
+/// conflict and, retried in lockstep, all but a few would end in a 409. So the votes on
+/// one meeting take turns in this process (fairly: first come, first served), and a vote
+/// that still conflicts (with another process, or another kind of change; nothing was
+/// written) is tried again after a random pause whose ceiling doubles up to 100 ms, for at
+/// most five seconds.
+pub async fn vote_retrying<T, F, Fut>(
+    meeting: MeetingId,
+    mut vote: F,
+) -> std::result::Result<T, ServiceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, ServiceError>>,
+{
+    let turns = voting_turns(meeting);
+    let _turn = turns.lock().await;
+    let started = std::time::Instant::now();
+    let mut ceiling_ms: u64 = 4;
+    loop {
+        match vote().await {
+            Err(ServiceError::Conflict) if started.elapsed() < VOTE_CONTENTION_BUDGET => {
+                let pause = u64::from(u16::from_be_bytes(random_bytes::<2>())) % (ceiling_ms + 1);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                ceiling_ms = (ceiling_ms * 2).min(100);
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Checks a guest link.
@@ -453,10 +517,14 @@ pub fn guest_pass(app: &AppState, token: &str) -> Result<GuestPass> {
 
 /// What a guest's link shows.
 #[utoipa::path(get, path = "/api/v1/guest/{token}", tag = "guests", params(("token" = String, Path, description = "the signed guest link token")),
-    responses((status = 200, body = GuestView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = GuestView, links(
+        ("vote" = (operation_id = "guest_vote", parameters(("token" = "$request.path.token")),
+            request_body = json!({"answers": [{"proposal": "$response.body#/proposals/0/id", "available": true}]}),
+            description = "Answer the best proposal")),
+    )), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn guest(
     State(app): State<AppState>,
-    Path(token): Path<String>,
+    PathParams(token): PathParams<String>,
 ) -> Result<Json<GuestView>> {
     let pass = guest_pass(&app, &token)?;
     let m = app.scheduler.meeting_for_guest(&pass).await?;
@@ -464,15 +532,17 @@ pub async fn guest(
 }
 
 /// A guest votes through their link.
-#[utoipa::path(post, path = "/api/v1/guest/{token}/votes", tag = "guests", params(("token" = String, Path)), request_body = VoteBody,
+#[utoipa::path(post, path = "/api/v1/guest/{token}/votes", tag = "guests", params(("token" = String, Path, description = "the signed guest link token")), request_body = VoteBody,
     responses((status = 200, body = GuestView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn guest_vote(
     State(app): State<AppState>,
-    Path(token): Path<String>,
+    PathParams(token): PathParams<String>,
     Body(body): Body<VoteBody>,
 ) -> Result<Json<GuestView>> {
     let pass = guest_pass(&app, &token)?;
-    let (m, _outcome): (_, BookingOutcome) = app.scheduler.vote(&pass, &answers(&body)?).await?;
+    let answers = answers(&body)?;
+    let (m, _outcome): (_, BookingOutcome) =
+        vote_retrying(pass.meeting, || app.scheduler.vote(&pass, &answers)).await?;
     Ok(Json(guest_view(&m, &pass)))
 }
 

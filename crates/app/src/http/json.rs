@@ -1,6 +1,9 @@
-//! A JSON extractor whose errors are problem documents, and time parsing for bodies.
+//! Extractors whose errors are problem documents (a JSON body, path parameters, a
+//! query), and time parsing for bodies.
 
-use axum::extract::{FromRequest, Request};
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use serde::de::DeserializeOwned;
 
 use super::problem::Problem;
@@ -17,10 +20,38 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        // Buffered first (within the body limit), so that the bytes can be looked at again.
+        let headers = req.headers().clone();
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(JsonRejection::from)?;
+        let mut again = Request::new(axum::body::Body::from(bytes.clone()));
+        *again.headers_mut() = headers;
+        let axum::Json(value) = axum::Json::<T>::from_request(again, state).await?;
+        // Every body of this API is an object, but serde also reads a struct from an array
+        // of its fields in order: `[null, null]` would pass for `{}`.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(Problem::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-body",
+                "The body does not match the expected shape",
+                "expected a JSON object",
+            ));
+        }
         Ok(Self(value))
     }
 }
+
+/// `axum::extract::Path`, answering a path parameter that cannot be what it names (not a
+/// UUID, say) with a problem document: 404, as no such resource exists.
+#[derive(Debug, Clone, Copy, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Problem))]
+pub struct PathParams<T>(pub T);
+
+/// `axum::extract::Query`, answering a malformed query with a problem document (400).
+#[derive(Debug, Clone, Copy, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Problem))]
+pub struct QueryParams<T>(pub T);
 
 /// Parses an RFC 3339 instant from a request body field.
 pub fn instant(field: &str, value: &str) -> Result<jiff::Timestamp, Problem> {

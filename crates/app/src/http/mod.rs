@@ -7,6 +7,8 @@ pub mod json;
 pub mod oauth;
 pub mod pages;
 pub mod problem;
+pub mod tenant;
+pub mod tenant_pages;
 pub mod views;
 pub mod web;
 
@@ -22,7 +24,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::state::AppState;
@@ -37,20 +39,29 @@ use problem::Problem;
         api::create_token, api::list_tokens, api::delete_token,
         api::availability, api::create_meeting, api::list_meetings, api::get_meeting,
         api::book, api::reschedule, api::cancel, api::vote, api::guest, api::guest_vote,
-        healthz, readyz,
+        admin::tenants, admin::users, admin::user, admin::erase, admin::revoke,
+        admin::audit_log, admin::outbox,
+        tenant::list_users, tenant::get_user, tenant::deactivate, tenant::reactivate,
+        tenant::set_role, tenant::revoke_grants, tenant::get_settings, tenant::put_settings,
+        tenant::audit,
+        healthz, readyz, metrics_text, security_txt, openapi_json,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&SecuritySchemes, &CommonResponses),
     tags((name = "me", description = "The signed-in user: profile, consents, export, erasure"),
          (name = "tokens", description = "Personal API tokens"),
          (name = "meetings", description = "Scheduling"),
          (name = "guests", description = "What a guest's signed link allows"),
-         (name = "operations", description = "Health"))
+         (name = "tenant", description = "Tenant administrators: their organisation's people, calendar connections, defaults and audit log"),
+         (name = "admin", description = "Operators, from the administration networks, with a token and a TOTP code"),
+         (name = "operations", description = "Health, metrics and this document"))
 )]
 pub struct ApiDoc;
 
-struct BearerAuth;
+/// `bearer`: a personal API token. `admin_token` and `admin_totp`: an operator account's
+/// token and a current TOTP code, both required.
+struct SecuritySchemes;
 
-impl Modify for BearerAuth {
+impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi
             .components
@@ -64,6 +75,144 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An operator account's token (admin.accounts)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "admin_totp",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-convene-totp",
+                "The account's current TOTP code (RFC 6238, 6 digits, 30 s), each accepted once",
+            ))),
+        );
+    }
+}
+
+/// The answers an operation can give besides its own, documented once, where they are
+/// produced: the stack in front of every route (429 over the per-address limit, 503 when
+/// a request times out, 500 when a handler fails), the JSON body extractor on operations
+/// with a body (400, 413, 415, 422), and authentication on operations that require it
+/// (401; 429 over the per-account limit). Every error is served as
+/// `application/problem+json` ([`Problem`]), so the document says so.
+struct CommonResponses;
+
+impl CommonResponses {
+    const ALWAYS: [(&'static str, &'static str); 3] = [
+        ("429", "Too many requests (`/problems/rate-limited`)"),
+        (
+            "500",
+            "A bug, logged; nothing revealed (`/problems/internal`)",
+        ),
+        (
+            "503",
+            "The database or a calendar is unreachable, or the request timed out (`/problems/unavailable`)",
+        ),
+    ];
+    const WITH_BODY: [(&'static str, &'static str); 4] = [
+        (
+            "400",
+            "The body is not JSON (`/problems/malformed-request`)",
+        ),
+        (
+            "413",
+            "The body is over `limits.body_bytes` (`/problems/body-too-large`)",
+        ),
+        (
+            "415",
+            "Not `application/json` (`/problems/unsupported-media-type`)",
+        ),
+        (
+            "422",
+            "The body does not match its schema, or the domain refuses a value",
+        ),
+    ];
+    const AUTHENTICATED: [(&'static str, &'static str); 1] = [(
+        "401",
+        "No valid token or session (`/problems/unauthenticated`)",
+    )];
+
+    fn problem(description: &str) -> utoipa::openapi::Response {
+        utoipa::openapi::ResponseBuilder::new()
+            .description(description)
+            .content(
+                problem::CONTENT_TYPE,
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    }
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let body = operation.request_body.is_some();
+                let authenticated = operation.security.is_some();
+                let common = Self::ALWAYS
+                    .iter()
+                    .chain(Self::WITH_BODY.iter().filter(|_| body))
+                    .chain(Self::AUTHENTICATED.iter().filter(|_| authenticated));
+                let responses = &mut operation.responses.responses;
+                for (status, description) in common {
+                    responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| RefOr::T(Self::problem(description)));
+                }
+                // Errors declared by the handlers name the schema; the media type is ours.
+                for (status, response) in responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    // OpenAPI requires a description; the handlers' own are the reason phrase.
+                    if response.description.is_empty() {
+                        response.description = status
+                            .parse::<u16>()
+                            .ok()
+                            .and_then(|s| StatusCode::from_u16(s).ok())
+                            .and_then(|s| s.canonical_reason())
+                            .unwrap_or("Response")
+                            .to_owned();
+                    }
+                    if status.starts_with(['4', '5'])
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        response
+                            .content
+                            .insert(problem::CONTENT_TYPE.to_owned(), content);
+                    }
+                    if status == "401" {
+                        response.headers.insert(
+                            "WWW-Authenticate".to_owned(),
+                            RefOr::T(
+                                utoipa::openapi::HeaderBuilder::new()
+                                    .schema(Some(
+                                        utoipa::openapi::ObjectBuilder::new()
+                                            .schema_type(utoipa::openapi::Type::String),
+                                    ))
+                                    .description(Some("`Bearer`"))
+                                    .build(),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -97,10 +246,15 @@ fn api_viewer() -> Router<AppState> {
     ))
 }
 
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, body = Object)))]
 async fn openapi_json() -> impl IntoResponse {
     axum::Json(ApiDoc::openapi())
 }
 
+/// How to report a vulnerability (RFC 9116).
+#[utoipa::path(get, path = "/.well-known/security.txt", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/plain")))]
 async fn security_txt(State(app): State<AppState>) -> impl IntoResponse {
     let expires = app.clock.now() + jiff::SignedDuration::from_hours(24 * 180);
     let body = format!(
@@ -194,6 +348,9 @@ pub fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHa
         .as_ref()
 }
 
+/// Prometheus metrics (counts only), served to the administration networks alone.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/plain"), (status = 403, body = Problem), (status = 503, body = Problem)))]
 async fn metrics_text(State(app): State<AppState>, req: Request) -> Response {
     // Counts only, but internal: served to the admin networks alone.
     let ip = req
@@ -252,7 +409,8 @@ pub fn router(app: AppState, limits: Limits) -> Router {
         .route("/meetings/{id}/cancel", post(api::cancel))
         .route("/meetings/{id}/votes", post(api::vote))
         .route("/guest/{token}", get(api::guest))
-        .route("/guest/{token}/votes", post(api::guest_vote));
+        .route("/guest/{token}/votes", post(api::guest_vote))
+        .merge(tenant::routes());
     let mut security_headers = vec![
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
@@ -290,6 +448,7 @@ pub fn router(app: AppState, limits: Limits) -> Router {
         .nest("/admin", admin::routes())
         .merge(oauth::routes())
         .merge(web::routes())
+        .merge(tenant_pages::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -267,11 +267,14 @@ impl Logins {
 
 /// `next` if it is a path on this site: one leading `/`, not `//` (another host), no
 /// backslash (browsers read `/\` as `//`), no whitespace or control characters (browsers
-/// drop tabs and newlines from URLs), at most 1 KiB. Anything else is refused.
+/// drop tabs and newlines from URLs), ASCII only (it becomes a `Location` header, which
+/// clients would decode as they please; paths this site links to are percent-encoded),
+/// at most 1 KiB. Anything else is refused.
 pub fn safe_next(next: &str) -> Option<&str> {
     let ok = next.starts_with('/')
         && !next.starts_with("//")
         && next.len() <= 1024
+        && next.is_ascii()
         && !next.contains('\\')
         && !next.chars().any(|c| c.is_control() || c.is_whitespace());
     ok.then_some(next)
@@ -695,6 +698,8 @@ mod tests {
             "/\n/evil.test",
             "/ /x",
             " /x",
+            "/\u{FF0F}\u{FF0F}evil.test",
+            "/caf\u{E9}",
         ] {
             assert_eq!(safe_next(bad), None, "{bad:?}");
         }

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// A time window.
+/// A time window: it must end in the future, last at most 90 days, and be at least as long
+/// as the meeting.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowBody {
@@ -25,8 +26,11 @@ pub struct WindowBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteeBody {
-    /// Display name (needed without an email).
-    #[schema(max_length = 200)]
+    /// Display name (needed without an email): 1 to 200 characters once surrounding
+    /// spaces are trimmed, no control characters.
+    #[schema(
+        pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\x00-\x1f\x7f-\x9f]{0,198}[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: Option<String>,
     /// Email address.
     #[schema(format = Email, max_length = 254)]
@@ -43,16 +47,20 @@ pub struct InviteeBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMeeting {
-    /// Title, 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200)]
+    /// Title: 1 to 200 characters once surrounding spaces are trimmed, no control
+    /// characters.
+    #[schema(
+        pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\x00-\x1f\x7f-\x9f]{0,198}[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub title: String,
     /// Length in minutes, 5 to 720.
     #[schema(minimum = 5, maximum = 720)]
+    #[serde(deserialize_with = "whole::u32")]
     pub duration_minutes: u32,
     /// Where to look for a slot (at most 90 days).
     pub window: WindowBody,
-    /// Everyone but the organizer.
-    #[schema(max_items = 999)]
+    /// Everyone but the organizer: at least one.
+    #[schema(min_items = 1, max_items = 999)]
     pub participants: Vec<InviteeBody>,
 }
 
@@ -62,14 +70,16 @@ pub struct NewMeeting {
 pub struct AvailabilityBody {
     /// Length in minutes, 5 to 720.
     #[schema(minimum = 5, maximum = 720)]
+    #[serde(deserialize_with = "whole::u32")]
     pub duration_minutes: u32,
     /// Where to look (at most 90 days).
     pub window: WindowBody,
-    /// Everyone but the organizer.
-    #[schema(max_items = 999)]
+    /// Everyone but the organizer: at least one.
+    #[schema(min_items = 1, max_items = 999)]
     pub participants: Vec<InviteeBody>,
     /// How many candidates (default 10, at most 100).
     #[schema(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "whole::option_u32")]
     pub limit: Option<u32>,
 }
 
@@ -119,9 +129,11 @@ pub struct ProfilePatch {
     pub working_hours: Option<serde_json::Value>,
     /// Free minutes needed before a meeting (0–120).
     #[schema(minimum = 0, maximum = 120)]
+    #[serde(default, deserialize_with = "whole::option_u32")]
     pub buffer_before_minutes: Option<u32>,
     /// Free minutes needed after a meeting (0–120).
     #[schema(minimum = 0, maximum = 120)]
+    #[serde(default, deserialize_with = "whole::option_u32")]
     pub buffer_after_minutes: Option<u32>,
 }
 
@@ -129,12 +141,48 @@ pub struct ProfilePatch {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
-    /// What it is for.
-    #[schema(min_length = 1, max_length = 100)]
+    /// What it is for: 1 to 100 characters once surrounding spaces are trimmed, no
+    /// control characters.
+    #[schema(
+        pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\x00-\x1f\x7f-\x9f]{0,98}[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub label: String,
     /// Days until it expires (default: never; at most 365).
     #[schema(minimum = 1, maximum = 365)]
+    #[serde(default, deserialize_with = "whole::option_u32")]
     pub expires_in_days: Option<u32>,
+}
+
+/// Integers of request bodies. JSON Schema counts `5.0` as the integer 5, and so does the
+/// API: a whole number in range is accepted however it is written.
+mod whole {
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    fn u32_of<E: Error>(n: &serde_json::Number) -> Result<u32, E> {
+        let whole = n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+                // Whole and in range: the conversion is exact.
+                .map(|f| f as u64)
+        });
+        whole.and_then(|w| u32::try_from(w).ok()).ok_or_else(|| {
+            E::custom(format!(
+                "invalid value: {n}, expected a whole number from 0 to {}",
+                u32::MAX
+            ))
+        })
+    }
+
+    pub(super) fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        u32_of(&serde_json::Number::deserialize(d)?)
+    }
+
+    pub(super) fn option_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        Option::<serde_json::Number>::deserialize(d)?
+            .as_ref()
+            .map(u32_of)
+            .transpose()
+    }
 }
 
 /// A slot.

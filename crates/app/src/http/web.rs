@@ -64,6 +64,7 @@ fn templates() -> &'static Environment<'static> {
                 "settings.html",
                 include_str!("../../templates/settings.html"),
             ),
+            ("tenant.html", include_str!("../../templates/tenant.html")),
         ] {
             // Compiled into the binary; the tests render every page, so a syntax error
             // cannot ship unnoticed.
@@ -75,7 +76,7 @@ fn templates() -> &'static Environment<'static> {
     })
 }
 
-fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
+pub(crate) fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
     match templates().get_template(name).and_then(|t| t.render(ctx)) {
         Ok(html) => (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
         Err(e) => {
@@ -209,24 +210,24 @@ impl FromRequestParts<AppState> for SignedIn {
 
 /// A submitted form, as its pairs (a key may repeat).
 #[derive(Debug, Default)]
-struct Fields(Vec<(String, String)>);
+pub(crate) struct Fields(pub(crate) Vec<(String, String)>);
 
 impl Fields {
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
-    fn text(&self, key: &str) -> &str {
+    pub(crate) fn text(&self, key: &str) -> &str {
         self.get(key).unwrap_or("").trim()
     }
 }
 
 /// The form, once its CSRF token is checked; `None` when it must be refused
 /// ([`csrf_refused`]).
-fn checked(
+pub(crate) fn checked(
     app: &AppState,
     signed: &SignedIn,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
@@ -244,7 +245,7 @@ fn checked(
 }
 
 /// What every signed-in page's layout needs (the navigation and its sign-out form).
-fn web(app: &AppState, signed: &SignedIn) -> Value {
+pub(crate) fn web(app: &AppState, signed: &SignedIn) -> Value {
     context! { signed_in => true, csrf => app.csrf.token(&signed.session) }
 }
 
@@ -296,7 +297,7 @@ fn signin_render(app: &AppState, next: &str, error: Option<&str>, signed_out: bo
     )
 }
 
-fn provider_name(p: Provider) -> &'static str {
+pub(crate) fn provider_name(p: Provider) -> &'static str {
     match p {
         Provider::Google => "Google",
         Provider::Microsoft => "Microsoft",
@@ -770,7 +771,7 @@ pub async fn create_meeting(
 
 // ------------------------------------------------------------------------- settings
 
-const DAYS: [(&str, Weekday, &str); 7] = [
+pub(crate) const DAYS: [(&str, Weekday, &str); 7] = [
     ("mon", Weekday::Monday, "Monday"),
     ("tue", Weekday::Tuesday, "Tuesday"),
     ("wed", Weekday::Wednesday, "Wednesday"),
@@ -881,7 +882,7 @@ async fn settings_page(
             zone => field("zone", me.zone.name().to_owned()), common_zones => COMMON_ZONES, days,
             buffer_before => field("buffer_before", me.buffers.before.as_mins().to_string()),
             buffer_after => field("buffer_after", me.buffers.after.as_mins().to_string()),
-            grants => grant_rows, connect, error, notice,
+            grants => grant_rows, connect, error, notice, tenant_admin => me.is_tenant_admin(),
         },
     )
 }
@@ -906,9 +907,8 @@ pub async fn settings(
     settings_page(&app, &signed, &me, None, None, notice).await
 }
 
-fn profile(fields: &Fields) -> Result<(Zone, WeeklyHours, Buffers), String> {
-    let zone = Zone::parse(fields.text("zone"))
-        .map_err(|_| format!("`{}` is not a time zone.", fields.text("zone")))?;
+/// The working hours of a form's `hours_<day>` fields (`09:00-12:00, 13:00-17:30`).
+pub(crate) fn working_hours(fields: &Fields) -> Result<WeeklyHours, String> {
     let mut ranges = Vec::new();
     for (key, day, label) in DAYS {
         for part in fields
@@ -922,7 +922,13 @@ fn profile(fields: &Fields) -> Result<(Zone, WeeklyHours, Buffers), String> {
             ranges.push((day, range));
         }
     }
-    let hours = WeeklyHours::new(ranges).map_err(|e| format!("Working hours: {e}"))?;
+    WeeklyHours::new(ranges).map_err(|e| format!("Working hours: {e}"))
+}
+
+fn profile(fields: &Fields) -> Result<(Zone, WeeklyHours, Buffers), String> {
+    let zone = Zone::parse(fields.text("zone"))
+        .map_err(|_| format!("`{}` is not a time zone.", fields.text("zone")))?;
+    let hours = working_hours(fields)?;
     let minutes = |k: &str, label: &str| -> Result<SignedDuration, String> {
         let m: i64 = fields
             .text(k)

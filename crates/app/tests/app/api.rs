@@ -651,3 +651,192 @@ async fn rate_limits_answer_429_per_address_and_per_account() {
         .unwrap();
     problem(r, StatusCode::TOO_MANY_REQUESTS).await;
 }
+
+// What API fuzzing (scripts/api-fuzz) found, kept fixed.
+
+#[tokio::test]
+async fn a_body_must_be_an_object_even_where_every_field_is_optional() {
+    let world = World::new();
+    let (ada, _) = world.connected_user("ada@acme.test", "Europe/Paris", Provider::Google);
+    let app = TestApp::spawn(world).await;
+    let token = app.token_for(&ada).await;
+    // serde reads a struct from an array of its fields: `[null, null]` passed for `{}`.
+    for body in ["[null, null]", "[]", "  [\"Asia/Tokyo\"]"] {
+        let r = app
+            .http
+            .patch(app.url("/api/v1/me"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(p["type"], "/problems/invalid-body", "{body}: {p}");
+    }
+    let me: Value = app
+        .http
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["zone"], "Europe/Paris", "nothing changed");
+}
+
+#[tokio::test]
+async fn whole_numbers_are_integers_however_they_are_written() {
+    let world = World::new();
+    let (ada, _) = world.connected_user("ada@acme.test", "Europe/Paris", Provider::Google);
+    let app = TestApp::spawn(world).await;
+    let token = app.token_for(&ada).await;
+    let create = |body: &'static str| {
+        app.http
+            .post(app.url("/api/v1/tokens"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // JSON Schema, which the document is written in, counts 30.0 as the integer 30.
+    for body in [
+        r#"{"label": "ci", "expires_in_days": 30.0}"#,
+        r#"{"label": "ci", "expires_in_days": 3e1}"#,
+    ] {
+        let r = create(body).await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{body}");
+        let created: Value = r.json().await.unwrap();
+        assert!(created["expires_at"].is_string(), "{created}");
+    }
+    for body in [
+        r#"{"label": "ci", "expires_in_days": 30.5}"#,
+        r#"{"label": "ci", "expires_in_days": -30.0}"#,
+        r#"{"label": "ci", "expires_in_days": 1e20}"#,
+        r#"{"label": "ci", "expires_in_days": "30"}"#,
+    ] {
+        let p = problem(
+            create(body).await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(p["type"], "/problems/invalid-body", "{body}: {p}");
+    }
+}
+
+#[tokio::test]
+async fn unreadable_path_and_query_parameters_are_problem_documents() {
+    let world = World::new();
+    let (ada, _) = world.connected_user("ada@acme.test", "Europe/Paris", Provider::Google);
+    let app = TestApp::spawn(world).await;
+    let token = app.token_for(&ada).await;
+    // Not a UUID, and not UTF-8: axum's own answers were 400 in plain text.
+    for path in [
+        "/api/v1/tokens/not-a-uuid",
+        "/api/v1/meetings/%FF",
+        "/api/v1/me/grants/%C0%AF",
+    ] {
+        let send = if path.starts_with("/api/v1/meetings/") {
+            app.http.get(app.url(path))
+        } else {
+            app.http.delete(app.url(path))
+        };
+        let p = problem(
+            send.bearer_auth(&token).send().await.unwrap(),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_eq!(p["type"], "/problems/not-found", "{path}: {p}");
+    }
+    for query in ["limit=ten", "after=nope", "colour=blue"] {
+        let r = app
+            .http
+            .get(app.url(&format!("/api/v1/meetings?{query}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        problem(r, StatusCode::BAD_REQUEST).await;
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_declares_what_each_operation_can_answer() {
+    let app = TestApp::spawn(World::new()).await;
+    let doc: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let at = format!("{method} {path}");
+            let responses = op["responses"].as_object().unwrap();
+            for status in ["429", "500", "503"] {
+                assert!(responses.contains_key(status), "{at}: no {status}");
+            }
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            assert_eq!(
+                secured,
+                responses.contains_key("401"),
+                "{at}: 401 iff secured"
+            );
+            if op.get("requestBody").is_some() {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(responses.contains_key(status), "{at}: no {status}");
+                }
+            }
+            for (status, response) in responses {
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty()),
+                    "{at} {status}: no description"
+                );
+                if status.starts_with(['4', '5']) {
+                    let content = response["content"].as_object().unwrap();
+                    assert_eq!(
+                        content.keys().collect::<Vec<_>>(),
+                        ["application/problem+json"],
+                        "{at} {status}"
+                    );
+                }
+            }
+            for parameter in op["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                // A query's fields were once declared as required path parameters.
+                let in_path = path.contains(&format!("{{{name}}}"));
+                let expected = if in_path { "path" } else { "query" };
+                assert_eq!(parameter["in"], expected, "{at}: {name}");
+                if in_path {
+                    assert_eq!(parameter["required"], true, "{at}: {name}");
+                }
+            }
+        }
+    }
+    assert!(operations >= 30, "{operations} operations");
+    for path in ["/api/v1/guest/{token}", "/api/v1/guest/{token}/votes"] {
+        let item = doc["paths"][path].as_object().unwrap();
+        for op in item.values() {
+            assert!(
+                op.get("security").is_none(),
+                "{path}: the link is the credential"
+            );
+        }
+    }
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["admin_totp"]["in"], "header");
+    assert_eq!(schemes["admin_totp"]["name"], "x-convene-totp");
+    assert_eq!(
+        doc["paths"]["/api/v1/meetings"]["post"]["responses"]["201"]["links"]["get"]["operationId"],
+        "get_meeting"
+    );
+}

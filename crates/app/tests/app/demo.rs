@@ -149,6 +149,41 @@ async fn the_demo_runs_offline_and_its_emails_carry_working_vote_links() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // Ada signs in through the printed link and sees her booked meeting, and the tenant
+    // admin page; a wrong link opens nothing.
+    let link = printed
+        .split_whitespace()
+        .find(|w| w.contains("/demo/sign-in/"))
+        .expect("a sign-in link for Ada");
+    let wrong = format!("{url}/demo/sign-in/{}", "0".repeat(32));
+    assert_eq!(http.get(&wrong).send().await.unwrap().status(), 404);
+    let r = http.get(link).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/meetings");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = http
+        .get(format!("{url}/meetings"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Project kick-off"));
+    let tenant = http
+        .get(format!("{url}/api/v1/tenant/users"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tenant.status(), 200, "Ada administers the demo tenant");
+
     assert!(started.elapsed() < Duration::from_secs(90));
     drop(demo);
 }

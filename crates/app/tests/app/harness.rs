@@ -8,12 +8,22 @@ use convene::http::oauth::{LoginProviders, Logins, no_issuer};
 use convene::http::web::Csrf;
 use convene::http::{Limits, router};
 use convene::state::{App, Health};
-use convene_domain::access::{ApiToken, BearerSecret, GuestTokens, SessionPolicy, TokenKind};
+use convene_domain::access::{
+    ApiToken, BearerSecret, GuestTokens, Session, SessionPolicy, TokenKind,
+};
 use convene_domain::meeting::{GuestPass, Meeting};
 use convene_domain::people::User;
-use convene_domain::ports::SessionStore;
+use convene_domain::ports::{GrantStore, Page, SessionStore, Store, TenantStore, UserStore};
+use convene_domain::service::{Scheduler, SchedulingPolicy};
+use convene_domain::time::Timestamp;
 use convene_testkit::fixtures::World;
+use reqwest::StatusCode;
+use serde_json::Value;
 use tokio::sync::watch;
+
+/// The app secret of the test app: guest links, CSRF tokens and login cookies derive
+/// their keys from it.
+pub(crate) const SECRET: &[u8] = b"test guest link secret, 32+ bytes long";
 
 struct AlwaysReady;
 
@@ -30,7 +40,17 @@ pub(crate) struct TestApp {
     pub(crate) base: String,
     pub(crate) http: reqwest::Client,
     pub(crate) guest_tokens: GuestTokens,
+    /// The use cases the app serves (the world's, unless `configure` replaced them).
+    pub(crate) scheduler: Scheduler,
+    /// The store the app serves (the world's, unless `configure` replaced it).
+    pub(crate) store: Arc<dyn Store>,
     _shutdown: watch::Sender<bool>,
+}
+
+/// A signed-in browser: its `Cookie` header and its forms' CSRF token.
+pub(crate) struct Browser {
+    pub(crate) cookie: String,
+    pub(crate) csrf: String,
 }
 
 impl TestApp {
@@ -56,7 +76,7 @@ impl TestApp {
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let secret = b"test guest link secret, 32+ bytes long";
+        let secret = SECRET;
         let guest_tokens = GuestTokens::new(secret).unwrap();
         let logins = LoginProviders::new()
             .with(world.google_identity.clone(), no_issuer())
@@ -80,6 +100,7 @@ impl TestApp {
             https: false,
         };
         configure(&mut app, &base);
+        let (scheduler, store) = (app.scheduler.clone(), app.store.clone());
         let routes = router(
             Arc::new(app),
             Limits {
@@ -99,7 +120,90 @@ impl TestApp {
             base,
             http,
             guest_tokens,
+            scheduler,
+            store,
             _shutdown: tx,
+        }
+    }
+
+    /// The app over `store` (a real database) instead of the world's memory store, with
+    /// the world's providers, mailer and clock around it, and `/admin` behind `gate`.
+    pub(crate) async fn spawn_on(
+        world: World,
+        store: Arc<dyn Store>,
+        gate: convene::http::admin::AdminGate,
+    ) -> Self {
+        let mut ports = world.scheduler.ports().clone();
+        ports.store = store.clone();
+        let scheduler = Scheduler::new(ports, SchedulingPolicy::default());
+        Self::spawn_custom(world, 64 * 1024, move |app, _| {
+            app.scheduler = scheduler;
+            app.store = store;
+            app.admin = gate;
+        })
+        .await
+    }
+
+    /// Runs the real worker over the served store until the outbox has nothing due.
+    pub(crate) async fn drain(&self) {
+        let worker = convene::worker::Worker::new(
+            self.scheduler.clone(),
+            self.store.clone(),
+            Arc::new(self.world.clock.clone()),
+            SessionPolicy::default(),
+            convene::config::WorkerConfig::default(),
+        );
+        while worker.tick().await.unwrap() > 0 {}
+    }
+
+    /// An API token of `user` in the served store, expiring or revoked as asked.
+    pub(crate) async fn token_with(
+        &self,
+        user: &User,
+        expires_at: Option<Timestamp>,
+        revoked_at: Option<Timestamp>,
+    ) -> String {
+        let random = [self.world.new_id::<uuid::Uuid>(), self.world.new_id()]
+            .map(|id| *id.as_bytes())
+            .concat();
+        let secret = BearerSecret::issue(TokenKind::Api, user.tenant, &random).unwrap();
+        let token = ApiToken {
+            id: self.world.new_id(),
+            tenant: user.tenant,
+            user: user.id,
+            label: "tests".into(),
+            token_hash: secret.hash(),
+            created_at: self.world.now(),
+            expires_at,
+            revoked_at,
+        };
+        self.store.insert_api_token(&token).await.unwrap();
+        secret.expose().to_owned()
+    }
+
+    /// A session of `user` in the served store, as signing in issues it, with its forms'
+    /// CSRF token (under the default CSRF key of [`SECRET`]).
+    pub(crate) async fn session_for(&self, user: &User) -> Browser {
+        let random = [self.world.new_id::<uuid::Uuid>(), self.world.new_id()]
+            .map(|id| *id.as_bytes())
+            .concat();
+        let secret = BearerSecret::issue(TokenKind::Session, user.tenant, &random).unwrap();
+        let session = Session {
+            id: self.world.new_id(),
+            tenant: user.tenant,
+            user: user.id,
+            token_hash: secret.hash(),
+            created_at: self.world.now(),
+            last_seen_at: self.world.now(),
+        };
+        self.store.insert_session(&session).await.unwrap();
+        Browser {
+            cookie: format!(
+                "{}={}",
+                convene::http::auth::SESSION_COOKIE,
+                secret.expose()
+            ),
+            csrf: Csrf::new(SECRET).token(&session),
         }
     }
 
@@ -158,4 +262,67 @@ impl TestApp {
             expires_at: self.world.clock.now() + jiff::SignedDuration::from_hours(24 * 30),
         })
     }
+}
+
+/// Asserts `r` is an RFC 9457 problem document of `status` (with `WWW-Authenticate` on a
+/// 401), and returns it.
+pub(crate) async fn problem(r: reqwest::Response, status: StatusCode) -> Value {
+    let what = format!("{} {}", r.status(), r.url().path());
+    assert_eq!(r.status(), status, "{what}");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/problem+json",
+        "{what}"
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        assert_eq!(r.headers()["www-authenticate"], "Bearer", "{what}");
+    }
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16(), "{what}: {body}");
+    assert!(
+        body["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("/problems/")),
+        "{what}: {body}"
+    );
+    body
+}
+
+/// A file SQLite database in `dir`, migrated, holding a copy of every tenant, user,
+/// grant and credentials of the world's memory store: the people the world's fixtures
+/// made, on a real database.
+pub(crate) async fn sqlite_copy_of(world: &World, dir: &std::path::Path) -> Arc<dyn Store> {
+    let ring = convene_crypto::KeyRing::parse(
+        &convene_crypto::KeyRing::generate_key_text("t").unwrap(),
+        "t",
+    )
+    .unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("convene.db").display());
+    let sqlite = convene_sqlite::SqliteStore::connect(&url, ring)
+        .await
+        .unwrap();
+    sqlite.migrate().await.unwrap();
+    let from = &world.store;
+    for id in from.tenant_ids().await.unwrap() {
+        sqlite
+            .insert_tenant(&from.tenant(id).await.unwrap())
+            .await
+            .unwrap();
+        let everyone = Page {
+            after: None,
+            limit: 1000,
+        };
+        let users = from.list_users(id, everyone).await.unwrap();
+        for u in &users {
+            sqlite.insert_user(u).await.unwrap();
+        }
+        let ids: Vec<_> = users.iter().map(|u| u.id).collect();
+        for grant in from.grants_of(id, &ids).await.unwrap() {
+            sqlite.save_grant(&grant, &[]).await.unwrap();
+            if let Some(c) = from.credentials(id, grant.id()).await.unwrap() {
+                sqlite.put_credentials(id, grant.id(), &c).await.unwrap();
+            }
+        }
+    }
+    Arc::new(sqlite)
 }

@@ -4,7 +4,7 @@
 
 use crate::ids::{MeetingId, TenantId, UserId};
 use crate::meeting::BookedEvent;
-use crate::outbox::{CalendarWrite, DeliveryError, OutboxPayload, attendees};
+use crate::outbox::{CalendarWrite, DeliveryError, OutboxMessage, OutboxPayload, attendees};
 use crate::ports::{CalendarError, ClaimedMessage, EventRequest, IdentityError, StoreError};
 
 use super::{Scheduler, ServiceError};
@@ -116,6 +116,36 @@ impl Scheduler {
                     .await
                     .map_err(store_err)
             }
+        }
+    }
+
+    /// The worker gave up on a message (its attempts are spent, or it failed for good).
+    /// What it stood for must not be lost with it: a booking whose calendar write died
+    /// stands without the event, and its invitations go out by email (the organizer's
+    /// too, since their calendar did not take it), as when a calendar refuses the event
+    /// outright; a withdrawn grant that could not be revoked at its provider has its
+    /// credentials deleted all the same, so Convene can never use them again. Callers
+    /// retry when this fails.
+    pub async fn gave_up(&self, message: &OutboxMessage) -> Result<(), ServiceError> {
+        let tenant = message.tenant;
+        let outcome = match &message.payload {
+            OutboxPayload::Calendar(CalendarWrite::Book { meeting }) => self
+                .complete_booking(tenant, *meeting, None)
+                .await
+                .map(drop),
+            OutboxPayload::RevokeAtProvider { grant } => self
+                .store()
+                .delete_credentials(tenant, *grant)
+                .await
+                .map_err(ServiceError::from),
+            OutboxPayload::Calendar(CalendarWrite::Cancel { .. })
+            | OutboxPayload::Notify(_)
+            | OutboxPayload::Analytics(_) => Ok(()),
+        };
+        match outcome {
+            // The meeting or grant is gone meanwhile (erased): nothing is left to save.
+            Err(ServiceError::NotFound(_)) => Ok(()),
+            other => other,
         }
     }
 

@@ -203,7 +203,8 @@ impl Scheduler {
         .await
     }
 
-    /// A signed-in participant votes.
+    /// A signed-in participant votes. To anyone else the meeting is `NotFound`, as in
+    /// [`Scheduler::meeting`]: a refusal must not tell them it exists.
     pub async fn vote_as_user(
         &self,
         who: &Requester,
@@ -214,6 +215,12 @@ impl Scheduler {
             m.vote_as_user(who.user, answers, now)
         })
         .await
+        .map_err(|e| match e {
+            ServiceError::Meeting(MeetingError::NotAParticipant) => {
+                ServiceError::NotFound("meeting")
+            }
+            other => other,
+        })
     }
 
     async fn voting(
