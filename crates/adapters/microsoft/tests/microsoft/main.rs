@@ -622,3 +622,79 @@ async fn events_are_updated_and_cancelled_even_when_gone() {
     assert_eq!(graph.cancel_event(&write, "gone").await, Ok(()));
     assert_eq!(graph.cancel_event(&write, "solo").await, Ok(()));
 }
+
+/// An ID token as Entra's token endpoint returns it (the adapter takes it straight from
+/// the endpoint over TLS, so its claims are what is checked).
+fn id_token(tid: &str, oid: &str, wids: &[&str]) -> String {
+    use base64::Engine as _;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let claims = json!({
+        "iss": format!("https://login.microsoftonline.com/{tid}/v2.0"),
+        "sub": "pairwise-subject",
+        "aud": "convene-client",
+        "exp": at(NOW).as_second() + 3600,
+        "nonce": "n-1",
+        "tid": tid,
+        "oid": oid,
+        "name": "Casey Admin",
+        "wids": wids,
+    });
+    format!(
+        "{}.{}.sig",
+        b64(br#"{"alg":"RS256","typ":"JWT"}"#),
+        b64(claims.to_string().as_bytes())
+    )
+}
+
+#[tokio::test]
+async fn sign_in_vouches_for_a_tenant_admin_only_through_the_global_administrator_role() {
+    const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
+    const ORG: &str = "aaaaaaaa-1111-2222-3333-444444444444";
+    let personal = convene_microsoft::PERSONAL_ACCOUNTS_TENANT;
+    for (tid, wids, admin) in [
+        (
+            ORG,
+            vec![GLOBAL_ADMIN, "b79fbf4d-3ef9-4689-8143-76b194e85509"],
+            true,
+        ),
+        // Another directory role (here: User Administrator) is not the tenant's admin.
+        (ORG, vec!["fe930be7-5e62-47db-91af-98c3a49a38b1"], false),
+        (ORG, vec![], false),
+        // A personal account has no organisation, whatever it carries.
+        (personal, vec![GLOBAL_ADMIN], false),
+    ] {
+        let server = MockServer::start().await;
+        let fx = Fixture::at(NOW);
+        Mock::given(method("POST"))
+            .and(path("/common/oauth2/v2.0/token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "token_type": "Bearer",
+                "access_token": "at-1",
+                "refresh_token": "rt-1",
+                "expires_in": 3600,
+                "scope": "openid email profile offline_access User.Read",
+                "id_token": id_token(tid, "oid-1", &wids),
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1.0/me"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": "oid-1",
+                "displayName": "Casey Admin",
+                "mail": "casey@contoso.test",
+            })))
+            .mount(&server)
+            .await;
+        let identity = MicrosoftIdentity::new(&config(&server), fx.clock.clone()).unwrap();
+        let signed = identity
+            .exchange_code("code-1", &SecretString::from("verifier"), "n-1")
+            .await
+            .unwrap();
+        assert_eq!(
+            signed.identity.tenant_admin, admin,
+            "tid {tid}, wids {wids:?}"
+        );
+        assert_eq!(signed.identity.email.as_str(), "casey@contoso.test");
+    }
+}
