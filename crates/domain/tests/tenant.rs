@@ -178,7 +178,7 @@ async fn roles_change_only_through_an_admin_and_never_to_lock_the_admin_out() {
     let admin = world.requester(&ada);
     assert!(matches!(
         world.scheduler.set_role(&admin, ada.id, Role::Member).await,
-        Err(ServiceError::Invalid(_))
+        Err(ServiceError::NotAllowed(_))
     ));
     let grace = world
         .scheduler
@@ -442,7 +442,7 @@ async fn deactivation_can_hand_open_meetings_to_another_organizer() {
                 MeetingHandling::HandTo(linus.id)
             )
             .await,
-        Err(ServiceError::Invalid(_))
+        Err(ServiceError::NotAllowed(_))
     ));
     let report = world
         .scheduler

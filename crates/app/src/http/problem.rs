@@ -255,6 +255,9 @@ impl From<ServiceError> for Problem {
                 "Administrators only",
                 detail,
             ),
+            ServiceError::NotAllowed(_) => {
+                Self::new(S::FORBIDDEN, "not-allowed", "Not allowed", detail)
+            }
             ServiceError::Deactivated => Self::new(
                 S::FORBIDDEN,
                 "account-deactivated",

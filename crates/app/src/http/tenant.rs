@@ -153,7 +153,7 @@ pub struct MemberPage {
 }
 
 /// What happens to the open meetings a deactivated member organises.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MeetingsChoice {
     /// `"cancel"`: call them off; participants get a cancellation.
@@ -161,6 +161,36 @@ pub enum MeetingsChoice {
     /// `{"hand_to": "<user id>"}`: another active member organises them from now on.
     HandTo(Uuid),
 }
+
+/// Written by hand: the derived schema would let `{"hand_to": ...}` carry other keys,
+/// which serde refuses, so the document would promise what the server does not accept.
+impl utoipa::PartialSchema for MeetingsChoice {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        let cancel = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["cancel"]))
+            .description(Some("call them off; participants get a cancellation"));
+        let hand_to = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "hand_to",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+            )
+            .required("hand_to")
+            .additional_properties(Some(
+                AdditionalProperties::<utoipa::openapi::schema::Schema>::FreeForm(false),
+            ))
+            .description(Some("another active member organises them from now on"));
+        OneOfBuilder::new().item(cancel).item(hand_to).into()
+    }
+}
+
+impl ToSchema for MeetingsChoice {}
 
 /// A deactivation.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -223,16 +253,18 @@ pub struct TenantSettingsView {
     #[schema(value_type = Object)]
     pub working_hours: serde_json::Value,
     /// Free minutes before meetings new members start with (0–120).
+    #[serde(deserialize_with = "super::views::whole::u32")]
     #[schema(minimum = 0, maximum = 120)]
-    pub buffer_before_minutes: i64,
+    pub buffer_before_minutes: u32,
     /// Free minutes after meetings new members start with (0–120).
+    #[serde(deserialize_with = "super::views::whole::u32")]
     #[schema(minimum = 0, maximum = 120)]
-    pub buffer_after_minutes: i64,
+    pub buffer_after_minutes: u32,
     /// No slot starts sooner than this many minutes after a request (0–20160); absent or
     /// null: the server's default.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::views::whole::option_u32")]
     #[schema(minimum = 0, maximum = 20160)]
-    pub min_notice_minutes: Option<i64>,
+    pub min_notice_minutes: Option<u32>,
     /// Whether people outside the organisation (email and link guests) may be invited.
     pub external_guests: bool,
     /// When not empty, email guests need an address in one of these domains (exactly:
@@ -245,19 +277,19 @@ impl From<&TenantSettings> for TenantSettingsView {
     fn from(s: &TenantSettings) -> Self {
         Self {
             working_hours: serde_json::to_value(&s.working_hours).unwrap_or_default(),
-            buffer_before_minutes: s.buffers.before.as_mins(),
-            buffer_after_minutes: s.buffers.after.as_mins(),
-            min_notice_minutes: s.min_notice.map(|n| n.as_mins()),
+            buffer_before_minutes: u32::try_from(s.buffers.before.as_mins()).unwrap_or(0),
+            buffer_after_minutes: u32::try_from(s.buffers.after.as_mins()).unwrap_or(0),
+            min_notice_minutes: s
+                .min_notice
+                .map(|n| u32::try_from(n.as_mins()).unwrap_or(0)),
             external_guests: s.external_guests,
             guest_domains: s.guest_domains.clone(),
         }
     }
 }
 
-fn minutes(field: &str, m: i64) -> Result<SignedDuration> {
-    m.checked_mul(60)
-        .map(SignedDuration::from_secs)
-        .ok_or_else(|| invalid(field, "out of range"))
+fn minutes(m: u32) -> SignedDuration {
+    SignedDuration::from_secs(i64::from(m) * 60)
 }
 
 impl TenantSettingsView {
@@ -266,14 +298,11 @@ impl TenantSettingsView {
         let working_hours = serde_json::from_value::<WeeklyHours>(self.working_hours)
             .map_err(|e| invalid("working_hours", e))?;
         let buffers = Buffers::new(
-            minutes("buffer_before_minutes", self.buffer_before_minutes)?,
-            minutes("buffer_after_minutes", self.buffer_after_minutes)?,
+            minutes(self.buffer_before_minutes),
+            minutes(self.buffer_after_minutes),
         )
         .ok_or_else(|| invalid("buffer_*_minutes", "between 0 and 120"))?;
-        let min_notice = self
-            .min_notice_minutes
-            .map(|m| minutes("min_notice_minutes", m))
-            .transpose()?;
+        let min_notice = self.min_notice_minutes.map(minutes);
         Ok(TenantSettings {
             working_hours,
             buffers,

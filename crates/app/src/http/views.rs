@@ -155,7 +155,7 @@ pub struct NewToken {
 
 /// Integers of request bodies. JSON Schema counts `5.0` as the integer 5, and so does the
 /// API: a whole number in range is accepted however it is written.
-mod whole {
+pub(crate) mod whole {
     use serde::de::{Deserialize, Deserializer, Error};
 
     fn u32_of<E: Error>(n: &serde_json::Number) -> Result<u32, E> {
@@ -173,11 +173,11 @@ mod whole {
         })
     }
 
-    pub(super) fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    pub(crate) fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         u32_of(&serde_json::Number::deserialize(d)?)
     }
 
-    pub(super) fn option_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    pub(crate) fn option_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
         Option::<serde_json::Number>::deserialize(d)?
             .as_ref()
             .map(u32_of)

@@ -59,6 +59,10 @@ pub enum ServiceError {
     /// Only the organizer may do this.
     #[error("only the organizer can do this")]
     NotOrganizer,
+    /// Allowed to others, but not in this case (an admin acting on themselves, a hand-over
+    /// to someone who cannot take it); the detail says why.
+    #[error("{0}")]
+    NotAllowed(String),
     /// Only a tenant admin may do this.
     #[error("only an administrator of your organisation can do this")]
     NotTenantAdmin,

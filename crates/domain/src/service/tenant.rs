@@ -271,7 +271,7 @@ impl Scheduler {
     ) -> Result<User, ServiceError> {
         self.tenant_admin(who).await?;
         if user == who.user && role != Role::TenantAdmin {
-            return Err(ServiceError::Invalid(
+            return Err(ServiceError::NotAllowed(
                 "you cannot remove your own administrator role; ask another administrator".into(),
             ));
         }
@@ -315,7 +315,7 @@ impl Scheduler {
     ) -> Result<Deactivation, ServiceError> {
         self.tenant_admin(who).await?;
         if user == who.user {
-            return Err(ServiceError::Invalid(
+            return Err(ServiceError::NotAllowed(
                 "you cannot deactivate yourself; ask another administrator".into(),
             ));
         }
@@ -323,14 +323,14 @@ impl Scheduler {
         let heir = match handling {
             MeetingHandling::Cancel => None,
             MeetingHandling::HandTo(heir) if heir == user => {
-                return Err(ServiceError::Invalid(
+                return Err(ServiceError::NotAllowed(
                     "meetings cannot be handed to the user being deactivated".into(),
                 ));
             }
             MeetingHandling::HandTo(heir) => {
                 let heir = self.member(who, heir).await?;
                 if !heir.is_active() {
-                    return Err(ServiceError::Invalid(
+                    return Err(ServiceError::NotAllowed(
                         "meetings can only be handed to an active member".into(),
                     ));
                 }
