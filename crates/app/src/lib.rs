@@ -5,6 +5,7 @@
 //! Nothing here decides a business rule: handlers translate HTTP to the domain's use
 //! cases and back.
 
+pub mod backup;
 pub mod config;
 pub mod demo;
 pub mod http;

@@ -63,6 +63,46 @@ enum Command {
         #[command(subcommand)]
         action: IncidentAction,
     },
+    /// Write an encrypted backup of the database, or decrypt one.
+    ///
+    /// `convene backup --out FILE` writes the whole database to FILE, encrypted with
+    /// AES-256-GCM under the credentials key keys.current (keys.credentials must be set):
+    /// for SQLite a consistent snapshot (VACUUM INTO) taken while Convene runs, for
+    /// PostgreSQL the output of `pg_dump --format=custom` of DATABASE_URL. FILE must not
+    /// exist. Keep the key as long as the backup: without it the backup cannot be read.
+    ///
+    /// `convene backup decrypt --in FILE --out PATH` gives the plain dump back (a SQLite
+    /// database file, or an archive for pg_restore), with any key of keys.credentials.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        after_help = "Examples:\n  convene backup --out /backups/convene-2026-03-09.cvnb\n  convene backup decrypt --in /backups/convene-2026-03-09.cvnb --out restored.db\n  convene backup decrypt --in convene.cvnb --out - | pg_restore --no-owner --dbname=postgres://…/NEW"
+    )]
+    Backup {
+        #[command(subcommand)]
+        action: Option<BackupAction>,
+        /// The encrypted backup to write (a new file).
+        #[arg(long, value_name = "FILE", required = true)]
+        out: Option<PathBuf>,
+        /// The pg_dump program, for PostgreSQL (its major version at least the server's).
+        #[arg(long, value_name = "PROGRAM", default_value = "pg_dump")]
+        pg_dump: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupAction {
+    /// Decrypt a backup into the plain dump: a SQLite database file, or a pg_dump
+    /// archive (custom format) for pg_restore.
+    Decrypt {
+        /// The encrypted backup.
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+        /// Where to write the plain dump: a new file (readable by its owner only), or `-`
+        /// for standard output.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,5 +266,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Backup {
+            action: None,
+            out: Some(out),
+            pg_dump,
+        } => convene::backup::create(&config, &out, &pg_dump).await,
+        Command::Backup {
+            action: Some(BackupAction::Decrypt { input, out }),
+            ..
+        } => convene::backup::decrypt(&config, &input, &convene::backup::Output::parse(&out)),
+        Command::Backup {
+            action: None,
+            out: None,
+            ..
+        } => anyhow::bail!("convene backup needs --out FILE (or the decrypt subcommand)"),
     }
 }

@@ -4,6 +4,7 @@
 mod app {
     mod admin;
     mod api;
+    mod backup;
     mod binary;
     mod browser;
     mod canary;

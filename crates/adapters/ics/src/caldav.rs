@@ -100,8 +100,12 @@ fn check_access(reply: &Reply) -> Result<(), CalendarError> {
     }
 }
 
-/// The text of every `calendar-data` element of a multistatus document.
-pub(crate) fn calendar_data(xml: &str) -> Result<Vec<String>, CalendarError> {
+/// The text of every `calendar-data` element of a CalDAV multistatus document (the
+/// reply to a `calendar-query` REPORT): what the adapter then reads with
+/// [`busy_intervals`](crate::busy_intervals), one text at a time. Public so the
+/// `ics_feed` fuzz target can drive the CalDAV half of the parsing path too; a document
+/// that is not well-formed XML is `Unavailable`.
+pub fn calendar_data(xml: &str) -> Result<Vec<String>, CalendarError> {
     let unreadable = || CalendarError::Unavailable("caldav: unreadable multistatus".into());
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut out = Vec::new();

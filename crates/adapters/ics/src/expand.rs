@@ -185,7 +185,7 @@ fn occurrence_end(
         |civil: DateTime, tz: &TimeZone| tz.to_ambiguous_timestamp(civil).compatible().ok();
     match length {
         Length::Span(days, secs) => {
-            let civil = start.checked_add(Span::new().days(*days)).ok()?;
+            let civil = start.checked_add(Span::new().try_days(*days).ok()?).ok()?;
             resolve(civil, tz)?
                 .checked_add(SignedDuration::from_secs(*secs))
                 .ok()
@@ -288,6 +288,12 @@ fn occurrences(
     if event.rules.is_empty() {
         return out;
     }
+    // An RRULE is ASCII (RFC 5545); the rule parser slices by bytes and panics inside a
+    // multi-byte character, so anything else is refused before it gets there.
+    if !event.rules.iter().all(|r| r.is_ascii()) {
+        stats.truncated += 1;
+        return out;
+    }
     let (Some(after), Some(before)) = (to_carrier(from), to_carrier(to)) else {
         return out;
     };
@@ -367,9 +373,10 @@ fn read_free_busy(
                     continue;
                 };
                 let end = match length {
-                    Length::Span(days, secs) => s
-                        .checked_add(SignedDuration::from_secs(days * 86_400 + secs))
-                        .ok(),
+                    Length::Span(days, secs) => days
+                        .checked_mul(86_400)
+                        .and_then(|d| d.checked_add(secs))
+                        .and_then(|total| s.checked_add(SignedDuration::from_secs(total)).ok()),
                     Length::Until(w) => w.instant(),
                 };
                 if let Some(i) = end.and_then(|e| Interval::new(s, e).ok())
@@ -452,7 +459,11 @@ fn read_events(
         // Expand a little beyond the window: occurrences starting before it may reach in.
         let margin = SignedDuration::from_hours(48);
         let reach = match length {
-            Length::Span(days, secs) => SignedDuration::from_secs(days * 86_400 + secs),
+            // Saturated when too long to count in seconds.
+            Length::Span(days, secs) => days
+                .checked_mul(86_400)
+                .and_then(|d| d.checked_add(*secs))
+                .map_or(SignedDuration::MAX, SignedDuration::from_secs),
             Length::Until(end) => e
                 .start
                 .instant()
@@ -460,10 +471,9 @@ fn read_events(
                 .map(|(s, en)| s.duration_until(en))
                 .unwrap_or_default(),
         };
-        let from = window
-            .start()
-            .checked_sub(reach.abs() + margin)
-            .unwrap_or(window.start());
+        let back =
+            SignedDuration::from_secs(reach.as_secs().saturating_abs()).saturating_add(margin);
+        let from = window.start().checked_sub(back).unwrap_or(window.start());
         let to = window.end().checked_add(margin).unwrap_or(window.end());
         let from = tz.to_datetime(from);
         let to = tz.to_datetime(to);
@@ -506,5 +516,94 @@ fn read_events(
             };
             push(Some(t), end);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window() -> Interval {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        Interval::new(at("2026-01-05T00:00:00Z"), at("2026-01-12T00:00:00Z")).unwrap()
+    }
+
+    fn calendar(lines: &[&str]) -> String {
+        let mut text = vec!["BEGIN:VCALENDAR"];
+        text.extend_from_slice(lines);
+        text.push("END:VCALENDAR");
+        text.join("\r\n")
+    }
+
+    fn busy(text: &str) -> Vec<Interval> {
+        busy_intervals(text, window(), None, &TimeZone::UTC)
+            .unwrap()
+            .0
+    }
+
+    /// Found by the `ics_feed` fuzz target (its input is kept in
+    /// `fuzz/seeds/ics_feed/`): a DTSTART at minute 60 panicked; such an event cannot
+    /// be read and is skipped, and the rest of the calendar still is.
+    #[test]
+    fn an_impossible_time_of_day_skips_its_event() {
+        let text = calendar(&[
+            "BEGIN:VEVENT",
+            "UID:bad",
+            "DTSTART;TZID=America/New_York:20260105T136000",
+            "DTEND;TZID=America/New_York:20260105T140000",
+            "END:VEVENT",
+            "BEGIN:VEVENT",
+            "UID:good",
+            "DTSTART:20260106T090000Z",
+            "DURATION:PT1H",
+            "END:VEVENT",
+        ]);
+        let good = Interval::new(
+            "2026-01-06T09:00:00Z".parse().unwrap(),
+            "2026-01-06T10:00:00Z".parse().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(busy(&text), vec![good]);
+    }
+
+    /// Found by the `ics_feed` fuzz target (its input is kept in
+    /// `fuzz/seeds/ics_feed/`): `BYDAY=T` and a replacement character panicked inside
+    /// the `rrule` crate. A rule that is not ASCII is not expanded: the event counts once,
+    /// and the read says a rule was refused.
+    #[test]
+    fn a_rule_that_is_not_ascii_is_refused_before_the_rule_parser() {
+        let text = calendar(&[
+            "BEGIN:VEVENT",
+            "UID:weekly",
+            "DTSTART:20260106T090000Z",
+            "DURATION:PT1H",
+            "RRULE:FREQ=WEEKLY;BYDAY=T\u{fffd},TH",
+            "END:VEVENT",
+        ]);
+        let (busy, stats) = busy_intervals(&text, window(), None, &TimeZone::UTC).unwrap();
+        assert_eq!(busy.len(), 1);
+        assert_eq!(stats.truncated, 1);
+    }
+
+    /// Lengths no calendar can hold: days beyond jiff's spans panicked in
+    /// `Span::days`, and a free/busy period's seconds overflowed. Both are skipped.
+    #[test]
+    fn lengths_beyond_any_calendar_are_skipped() {
+        let text = calendar(&[
+            "BEGIN:VEVENT",
+            "UID:long",
+            "DTSTART:20260105T090000Z",
+            "DURATION:P99999999D",
+            "END:VEVENT",
+            "BEGIN:VEVENT",
+            "UID:longer",
+            "DTSTART:20260105T090000Z",
+            "DURATION:-P999999999999999D",
+            "END:VEVENT",
+            "BEGIN:VFREEBUSY",
+            "FREEBUSY:20260105T090000Z/P999999999999999D,20260106T090000Z/P9999999999999999W",
+            "END:VFREEBUSY",
+        ]);
+        assert_eq!(busy(&text), vec![]);
     }
 }

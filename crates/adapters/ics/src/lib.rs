@@ -13,7 +13,8 @@
 //! - [`busy_intervals`]: the shared parsing path: recurrence expanded over the window
 //!   (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides) in each event's wall time, zones
 //!   from IANA names, VTIMEZONE rules or Windows names, all-day, transparent and
-//!   cancelled events not busy, floating times in the owner's zone.
+//!   cancelled events not busy, floating times in the owner's zone; for CalDAV, after
+//!   [`calendar_data`] has taken each calendar out of the multistatus reply.
 //!
 //! Only intervals leave this crate; logs hold counts and durations. ICS calendars are
 //! read-only: booking answers `BadRequest`.
@@ -27,5 +28,6 @@ mod source;
 mod text;
 mod zones;
 
+pub use caldav::calendar_data;
 pub use calendar::{FileCalendar, IcsCalendar, IcsConfig};
 pub use expand::{IcsError, ReadStats, busy_intervals};

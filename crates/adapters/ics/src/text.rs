@@ -1,7 +1,7 @@
 //! Small readers over the parsed iCalendar tree (names compare case-insensitively).
 
 use icalendar::parser::{Component, Property};
-use jiff::civil::{Date, DateTime};
+use jiff::civil::{Date, DateTime, Time};
 
 /// Every property `name` of `c`.
 pub(crate) fn props<'c, 'a>(
@@ -63,11 +63,13 @@ pub(crate) fn parse_date_time(value: &str) -> Option<(DateTime, bool)> {
     let m = time[2..4].parse().ok()?;
     // Leap seconds (60) are read as 59.
     let s = time[4..6].parse::<i8>().ok()?.min(59);
-    Some((date.at(h, m, s, 0), utc))
+    // An hour past 23 or a minute past 59 is no time at all (not a panic).
+    let time = Time::new(h, m, s, 0).ok()?;
+    Some((date.to_datetime(time), utc))
 }
 
 /// A DURATION value (`P1DT2H30M`, `-PT15M`, `P2W`): whole days (nominal: added on the
-/// calendar) and seconds (exact).
+/// calendar) and seconds (exact). `None` when malformed or too large for an `i64`.
 pub(crate) fn parse_duration(value: &str) -> Option<(i64, i64)> {
     let v = value.trim();
     let (sign, v) = match v.as_bytes().first()? {
@@ -86,14 +88,15 @@ pub(crate) fn parse_duration(value: &str) -> Option<(i64, i64)> {
             unit => {
                 let n: i64 = number.parse().ok()?;
                 number.clear();
-                match (unit, in_time) {
-                    ('W', false) => days += 7 * n,
-                    ('D', false) => days += n,
-                    ('H', true) => secs += 3600 * n,
-                    ('M', true) => secs += 60 * n,
-                    ('S', true) => secs += n,
+                let (total, per) = match (unit, in_time) {
+                    ('W', false) => (&mut days, 7),
+                    ('D', false) => (&mut days, 1),
+                    ('H', true) => (&mut secs, 3600),
+                    ('M', true) => (&mut secs, 60),
+                    ('S', true) => (&mut secs, 1),
                     _ => return None,
-                }
+                };
+                *total = total.checked_add(n.checked_mul(per)?)?;
             }
         }
     }
@@ -128,5 +131,26 @@ mod tests {
         assert_eq!(parse_duration("-PT15M"), Some((0, -900)));
         assert_eq!(parse_duration("PT"), Some((0, 0)));
         assert_eq!(parse_duration("1H"), None);
+    }
+
+    /// Found by the `ics_feed` fuzz target: a minute of 60 (`T136000`) panicked in
+    /// jiff's `Date::at`.
+    #[test]
+    fn impossible_times_of_day_are_not_times() {
+        assert_eq!(parse_date_time("20260105T136000"), None);
+        assert_eq!(parse_date_time("20260105T240000Z"), None);
+        assert_eq!(
+            parse_date_time("20260105T235960"),
+            Some((date(2026, 1, 5).at(23, 59, 59, 0), false))
+        );
+    }
+
+    /// Durations whose total does not fit an `i64` are refused, not overflowed.
+    #[test]
+    fn durations_too_large_are_refused() {
+        assert_eq!(parse_duration("P9223372036854775807W"), None);
+        assert_eq!(parse_duration("PT9223372036854775807H"), None);
+        assert_eq!(parse_duration("PT9223372036854775807S1S"), None);
+        assert_eq!(parse_duration("P9223372036854775807D"), Some((i64::MAX, 0)));
     }
 }

@@ -107,6 +107,10 @@ fn latest(mut all: Vec<Observance>) -> Option<Observance> {
 
 /// `BYMONTH=3;BYDAY=-1SU` at `02:00:00` as POSIX `M3.5.0/02:00:00`.
 fn posix_rule(rule: &str, start: &str) -> Option<String> {
+    // A rule is ASCII (RFC 5545); only then can it be cut at byte offsets below.
+    if !rule.is_ascii() {
+        return None;
+    }
     let mut month = None;
     let mut byday = None;
     for part in rule.split(';') {
@@ -138,15 +142,15 @@ fn posix_rule(rule: &str, start: &str) -> Option<String> {
         .iter()
         .position(|d| *d == day)?;
     let time = start.split_once('T').map(|(_, t)| t)?;
-    let time = time.trim_end_matches('Z');
-    if time.len() < 6 {
-        return None;
-    }
+    // Six ASCII digits, or no rule: slicing other text could cut a character in two.
+    let hhmmss = time
+        .get(0..6)
+        .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))?;
     Some(format!(
         "M{month}.{week}.{weekday}/{}:{}:{}",
-        &time[0..2],
-        &time[2..4],
-        &time[4..6]
+        &hhmmss[0..2],
+        &hhmmss[2..4],
+        &hhmmss[4..6]
     ))
 }
 
@@ -243,5 +247,25 @@ TZOFFSETFROM:+0530\r\nTZOFFSETTO:+0530\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\nEND:V
         assert_eq!(offset_seconds("-0530"), Some(-19800));
         assert_eq!(offset_seconds("+013000"), Some(5400));
         assert_eq!(offset_seconds("1"), None);
+    }
+
+    /// Found by the `ics_feed` fuzz target (their inputs are kept in
+    /// `fuzz/seeds/ics_feed/`): an observance starting at `T02000` and a replacement
+    /// character, and one with `BYDAY=1S` and a replacement character, were sliced inside
+    /// that character and panicked. Such rules are unreadable now: the zone falls back to
+    /// the fixed standard offset.
+    #[test]
+    fn observance_rules_and_times_that_are_not_ascii_give_no_rule() {
+        let rule = "FREQ=YEARLY;BYMONTH=11;BYDAY=1SU";
+        assert_eq!(
+            posix_rule("FREQ=YEARLY;BYMONTH=11;BYDAY=1S\u{fffd}", "19701101T020000"),
+            None
+        );
+        assert_eq!(posix_rule(rule, "19701101T02000\u{fffd}"), None);
+        assert_eq!(posix_rule(rule, "19701101T0200"), None);
+        assert_eq!(
+            posix_rule(rule, "19701101T020000"),
+            Some("M11.1.0/02:00:00".to_owned())
+        );
     }
 }

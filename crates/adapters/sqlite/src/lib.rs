@@ -26,6 +26,7 @@ mod meetings;
 mod outbox;
 mod people;
 
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +90,20 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Unavailable(format!("bad SQLite URL: {e}")))?
             .create_if_missing(true);
+        let memory = in_memory(url, &options);
+        Self::connect_with(options, memory, ring).await
+    }
+
+    /// Opens the database at `url` as [`SqliteStore::connect`] does, but never creates
+    /// one: for administration tasks, where a mistyped path must fail rather than yield
+    /// a new, empty database.
+    pub async fn connect_existing(
+        url: &str,
+        ring: impl Into<Arc<KeyRing>>,
+    ) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("bad SQLite URL: {e}")))?
+            .create_if_missing(false);
         let memory = in_memory(url, &options);
         Self::connect_with(options, memory, ring).await
     }
@@ -213,6 +228,21 @@ impl SqliteStore {
             }
             tx.commit().await.map_err(store_error)?;
         }
+    }
+
+    /// Writes a consistent copy of the whole database into a new file at `path`
+    /// (`VACUUM INTO`): one read snapshot, taken while writers carry on, compacted, in a
+    /// single file without a WAL. Fails when `path` already exists or is not UTF-8.
+    pub async fn snapshot_into(&self, path: &Path) -> Result<(), StoreError> {
+        let path = path
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid("the snapshot path is not UTF-8".to_owned()))?;
+        self.query("VACUUM INTO ?1")
+            .bind(path.to_owned())
+            .execute(&self.reader)
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     /// How many SQL statements this store has sent (transaction control excluded).

@@ -20,11 +20,12 @@ use convene_domain::service::{
 };
 use convene_domain::time::{Interval, MeetingLength, SignedDuration, WeeklyHours, Zone};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::auth::Authenticated;
-use super::json::{Body, PathParams, QueryParams, instant, invalid};
+use super::json::{Body, PathParams, QueryParams, instant, invalid, parse_body};
 use super::problem::Problem;
 use super::views::*;
 use crate::state::AppState;
@@ -87,6 +88,108 @@ fn invitees(bodies: &[InviteeBody]) -> Result<Vec<Invitee>> {
         .collect()
 }
 
+fn meeting_request(body: &NewMeeting) -> Result<MeetingRequest> {
+    Ok(MeetingRequest {
+        title: MeetingTitle::parse(&body.title).map_err(|e| invalid("title", e))?,
+        duration: length(body.duration_minutes)?,
+        window: window(&body.window)?,
+        invitees: invitees(&body.participants)?,
+    })
+}
+
+fn availability_request(body: &AvailabilityBody) -> Result<AvailabilityRequest> {
+    let limit = match body.limit {
+        None => 10,
+        Some(n @ 1..=100) => n as usize,
+        Some(_) => return Err(invalid("limit", "between 1 and 100")),
+    };
+    Ok(AvailabilityRequest {
+        duration: length(body.duration_minutes)?,
+        window: window(&body.window)?,
+        invitees: invitees(&body.participants)?,
+        limit,
+    })
+}
+
+fn zone_and_hours(patch: &ProfilePatch) -> Result<(Option<Zone>, Option<WeeklyHours>)> {
+    let zone = patch
+        .zone
+        .as_deref()
+        .map(Zone::parse)
+        .transpose()
+        .map_err(|e| invalid("zone", e))?;
+    let hours = patch
+        .working_hours
+        .as_ref()
+        .map(WeeklyHours::deserialize)
+        .transpose()
+        .map_err(|e| invalid("working_hours", e))?;
+    Ok((zone, hours))
+}
+
+/// The buffers a patch asks for: a missing side keeps its `current` value.
+fn buffers(before: Option<u32>, after: Option<u32>, current: Buffers) -> Result<Buffers> {
+    let mins = |m: Option<u32>, d: SignedDuration| {
+        m.map_or(d, |m| SignedDuration::from_mins(i64::from(m)))
+    };
+    Buffers::new(mins(before, current.before), mins(after, current.after))
+        .ok_or_else(|| invalid("buffer_*_minutes", "between 0 and 120"))
+}
+
+/// A new token's label (trimmed) and lifetime in days.
+fn token_terms(body: &NewToken) -> Result<(&str, Option<u32>)> {
+    let label = body.label.trim();
+    if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
+        return Err(invalid("label", "1 to 100 characters"));
+    }
+    let days = match body.expires_in_days {
+        Some(d @ 1..=365) => Some(d),
+        Some(_) => return Err(invalid("expires_in_days", "between 1 and 365")),
+        None => None,
+    };
+    Ok((label, days))
+}
+
+/// Runs `bytes` as every JSON request body of this API through what its handler does
+/// before any I/O: the body extractor's parsing ([`parse_body`]), then the conversion
+/// into the domain's values (meeting create, availability, book, reschedule, votes,
+/// PATCH me, token create; a tenant administrator's deactivation, role and settings),
+/// and renders each refusal as the problem document a client would get. The entry point of the `json_bodies` fuzz target (`fuzz/` at the
+/// repository root): whatever the bytes, it must return without panicking.
+pub fn fuzz_inbound(bytes: &[u8]) {
+    fn check<T: DeserializeOwned>(bytes: &[u8], convert: impl FnOnce(T) -> Result<()>) {
+        let outcome = parse_body::<T>(bytes).and_then(convert);
+        if let Err(problem) = outcome {
+            drop(problem.into_response());
+        }
+    }
+    check(bytes, |b: NewMeeting| meeting_request(&b).map(drop));
+    check(bytes, |b: AvailabilityBody| {
+        availability_request(&b).map(drop)
+    });
+    // A proposal id is used as it comes: parsing the body is the whole check.
+    check(bytes, |_: BookBody| Ok(()));
+    check(bytes, |b: RescheduleBody| {
+        b.window.as_ref().map(window).transpose().map(drop)
+    });
+    check(bytes, |b: VoteBody| answers(&b).map(drop));
+    check(bytes, |b: ProfilePatch| {
+        zone_and_hours(&b)?;
+        buffers(
+            b.buffer_before_minutes,
+            b.buffer_after_minutes,
+            Buffers::default(),
+        )
+        .map(drop)
+    });
+    check(bytes, |b: NewToken| token_terms(&b).map(drop));
+    check(bytes, |_: super::tenant::DeactivateBody| Ok(()));
+    check(bytes, |_: super::tenant::RoleBody| Ok(()));
+    check(bytes, |b: super::tenant::TenantSettingsView| {
+        b.into_domain().map(drop)
+    });
+}
+
 /// The signed-in user.
 #[utoipa::path(get, path = "/api/v1/me", tag = "me", security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 401, body = Problem)))]
@@ -106,28 +209,12 @@ pub async fn patch_me(
     Authenticated(who): Authenticated,
     Body(patch): Body<ProfilePatch>,
 ) -> Result<Json<UserView>> {
-    let zone = patch
-        .zone
-        .as_deref()
-        .map(Zone::parse)
-        .transpose()
-        .map_err(|e| invalid("zone", e))?;
-    let hours = patch
-        .working_hours
-        .map(serde_json::from_value::<WeeklyHours>)
-        .transpose()
-        .map_err(|e| invalid("working_hours", e))?;
+    let (zone, hours) = zone_and_hours(&patch)?;
     let buffers = match (patch.buffer_before_minutes, patch.buffer_after_minutes) {
         (None, None) => None,
-        (b, a) => {
+        (before, after) => {
             let current = app.store.user(who.tenant, who.user).await?.buffers;
-            let mins = |m: Option<u32>, d: SignedDuration| {
-                m.map_or(d, |m| SignedDuration::from_mins(i64::from(m)))
-            };
-            Some(
-                Buffers::new(mins(b, current.before), mins(a, current.after))
-                    .ok_or_else(|| invalid("buffer_*_minutes", "between 0 and 120"))?,
-            )
+            Some(buffers(before, after, current)?)
         }
     };
     let user = app
@@ -197,15 +284,7 @@ pub async fn create_token(
     Authenticated(who): Authenticated,
     Body(body): Body<NewToken>,
 ) -> Result<(StatusCode, Json<TokenView>)> {
-    let label = body.label.trim();
-    if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
-        return Err(invalid("label", "1 to 100 characters"));
-    }
-    let days = match body.expires_in_days {
-        Some(d @ 1..=365) => Some(d),
-        Some(_) => return Err(invalid("expires_in_days", "between 1 and 365")),
-        None => None,
-    };
+    let (label, days) = token_terms(&body)?;
     let now = app.clock.now();
     let secret = BearerSecret::issue(TokenKind::Api, who.tenant, &random_bytes::<32>())
         .ok_or_else(Problem::internal)?;
@@ -275,17 +354,7 @@ pub async fn availability(
     Authenticated(who): Authenticated,
     Body(body): Body<AvailabilityBody>,
 ) -> Result<Json<Vec<CandidateView>>> {
-    let limit = match body.limit {
-        None => 10,
-        Some(n @ 1..=100) => n as usize,
-        Some(_) => return Err(invalid("limit", "between 1 and 100")),
-    };
-    let request = AvailabilityRequest {
-        duration: length(body.duration_minutes)?,
-        window: window(&body.window)?,
-        invitees: invitees(&body.participants)?,
-        limit,
-    };
+    let request = availability_request(&body)?;
     let candidates = app.scheduler.availability(&who, &request).await?;
     Ok(Json(candidates.iter().map(Into::into).collect()))
 }
@@ -308,13 +377,10 @@ pub async fn create_meeting(
     Authenticated(who): Authenticated,
     Body(body): Body<NewMeeting>,
 ) -> Result<(StatusCode, Json<MeetingView>)> {
-    let request = MeetingRequest {
-        title: MeetingTitle::parse(&body.title).map_err(|e| invalid("title", e))?,
-        duration: length(body.duration_minutes)?,
-        window: window(&body.window)?,
-        invitees: invitees(&body.participants)?,
-    };
-    let meeting = app.scheduler.create_meeting(&who, request).await?;
+    let meeting = app
+        .scheduler
+        .create_meeting(&who, meeting_request(&body)?)
+        .await?;
     Ok((StatusCode::CREATED, Json((&meeting).into())))
 }
 

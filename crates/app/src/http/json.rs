@@ -28,18 +28,32 @@ where
         let mut again = Request::new(axum::body::Body::from(bytes.clone()));
         *again.headers_mut() = headers;
         let axum::Json(value) = axum::Json::<T>::from_request(again, state).await?;
-        // Every body of this API is an object, but serde also reads a struct from an array
-        // of its fields in order: `[null, null]` would pass for `{}`.
-        if bytes.trim_ascii_start().first() != Some(&b'{') {
-            return Err(Problem::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-body",
-                "The body does not match the expected shape",
-                "expected a JSON object",
-            ));
-        }
+        require_object(&bytes)?;
         Ok(Self(value))
     }
+}
+
+/// Every body of this API is an object, but serde also reads a struct from an array of
+/// its fields in order: `[null, null]` would pass for `{}`.
+fn require_object(bytes: &[u8]) -> Result<(), Problem> {
+    if bytes.trim_ascii_start().first() == Some(&b'{') {
+        return Ok(());
+    }
+    Err(Problem::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-body",
+        "The body does not match the expected shape",
+        "expected a JSON object",
+    ))
+}
+
+/// What [`Body`] makes of a request's bytes once their content type is JSON: `T`, or
+/// the problem document the client gets. For callers without a request (the fuzz
+/// target's [`fuzz_inbound`](super::api::fuzz_inbound)).
+pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let axum::Json(value) = axum::Json::<T>::from_bytes(bytes)?;
+    require_object(bytes)?;
+    Ok(value)
 }
 
 /// `axum::extract::Path`, answering a path parameter that cannot be what it names (not a

@@ -294,7 +294,7 @@ fn minutes(m: u32) -> SignedDuration {
 
 impl TenantSettingsView {
     /// The settings this body describes; the domain validates the values.
-    fn into_domain(self) -> Result<TenantSettings> {
+    pub(crate) fn into_domain(self) -> Result<TenantSettings> {
         let working_hours = serde_json::from_value::<WeeklyHours>(self.working_hours)
             .map_err(|e| invalid("working_hours", e))?;
         let buffers = Buffers::new(

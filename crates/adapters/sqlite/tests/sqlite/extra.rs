@@ -258,3 +258,32 @@ async fn ping_says_whether_migrations_are_applied() {
 async fn a_meeting_round_trips_through_its_life() {
     scenarios::a_meeting_round_trips_through_its_life(store().await).await;
 }
+
+#[tokio::test]
+async fn a_snapshot_copies_every_row_and_administration_never_creates_a_database() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let store = file_store(&dir, ring(&[("k1", 1)])).await;
+    scenarios::a_busy_person(store.clone() as Arc<dyn Store>).await;
+    let copy = dir.path().join("copy.db");
+    store.snapshot_into(&copy).await.expect("a snapshot");
+    let reopened =
+        SqliteStore::connect_existing(&format!("sqlite://{}", copy.display()), ring(&[("k1", 1)]))
+            .await
+            .expect("the copy opens");
+    assert_eq!(reopened.ping().await, Ok(()));
+    let rows = every_text_value(&store).await;
+    assert!(!rows.is_empty());
+    assert_eq!(every_text_value(&reopened).await, rows);
+    assert!(
+        store.snapshot_into(&copy).await.is_err(),
+        "an existing file is never overwritten"
+    );
+
+    let missing = dir.path().join("missing.db");
+    let url = format!("sqlite://{}?mode=rwc", missing.display());
+    assert!(matches!(
+        SqliteStore::connect_existing(&url, ring(&[("k1", 1)])).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(!missing.exists());
+}
