@@ -44,7 +44,7 @@ use problem::Problem;
         tenant::list_users, tenant::get_user, tenant::deactivate, tenant::reactivate,
         tenant::set_role, tenant::revoke_grants, tenant::get_settings, tenant::put_settings,
         tenant::audit,
-        healthz, readyz, metrics_text, security_txt, openapi_json,
+        healthz, readyz, metrics_text, security_txt, security_policy, openapi_json,
     ),
     modifiers(&SecuritySchemes, &CommonResponses),
     tags((name = "me", description = "The signed-in user: profile, consents, export, erasure"),
@@ -266,6 +266,17 @@ async fn security_txt(State(app): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body)
 }
 
+/// The security policy `security.txt` points to: the project's SECURITY.md (how to report
+/// a vulnerability, what to expect), compiled in so it matches the running version.
+#[utoipa::path(get, path = "/security-policy", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/markdown")))]
+async fn security_policy() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+        include_str!("../../../../SECURITY.md"),
+    )
+}
+
 async fn not_found() -> Problem {
     Problem::not_found("route")
 }
@@ -444,6 +455,7 @@ pub fn router(app: AppState, limits: Limits) -> Router {
         .route("/openapi.json", get(openapi_json))
         .merge(api_viewer())
         .route("/.well-known/security.txt", get(security_txt))
+        .route("/security-policy", get(security_policy))
         .route("/metrics", get(metrics_text))
         .nest("/admin", admin::routes())
         .merge(oauth::routes())

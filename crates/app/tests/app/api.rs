@@ -493,6 +493,17 @@ async fn operations_endpoints_and_headers() {
         .await
         .unwrap();
     assert!(txt.contains("Contact: mailto:security@convene.test") && txt.contains("Expires: "));
+    // The policy it names is served.
+    let policy = txt
+        .lines()
+        .find_map(|l| l.strip_prefix("Policy: "))
+        .expect("a Policy line");
+    let path = policy
+        .strip_prefix("http://convene.test")
+        .expect("on the configured base URL");
+    let r = app.http.get(app.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{policy}");
+    assert!(r.text().await.unwrap().contains("vulnerabilit"));
     let doc: Value = app
         .http
         .get(app.url("/openapi.json"))

@@ -359,6 +359,7 @@ const PUBLIC: &[&str] = &[
     "/readyz",
     "/openapi.json",
     "/.well-known/security.txt",
+    "/security-policy",
     "/metrics",
 ];
 
