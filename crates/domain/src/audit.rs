@@ -120,3 +120,106 @@ pub struct AuditEntry {
     /// From which address, when the action came over the network.
     pub source: Option<IpAddr>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// Every action. The match below fails to compile when one is added and not listed.
+    const ALL: [AuditAction; 22] = [
+        AuditAction::SignIn,
+        AuditAction::FreeBusyRead,
+        AuditAction::GrantConnected,
+        AuditAction::GrantRevoked,
+        AuditAction::UserExported,
+        AuditAction::UserErased,
+        AuditAction::AdminReadUser,
+        AuditAction::AdminListUsers,
+        AuditAction::AdminReadGrants,
+        AuditAction::AdminReadAudit,
+        AuditAction::AdminReadOutbox,
+        AuditAction::KeysRotated,
+        AuditAction::TokenCreated,
+        AuditAction::TokenRevoked,
+        AuditAction::RoleChanged,
+        AuditAction::UserDeactivated,
+        AuditAction::UserReactivated,
+        AuditAction::MeetingHandedOver,
+        AuditAction::TenantSettingsChanged,
+        AuditAction::GrantCheckRefused,
+        AuditAction::IncidentNotified,
+        AuditAction::IncidentReported,
+    ];
+
+    #[allow(dead_code)]
+    fn listed(action: AuditAction) {
+        match action {
+            AuditAction::SignIn
+            | AuditAction::FreeBusyRead
+            | AuditAction::GrantConnected
+            | AuditAction::GrantRevoked
+            | AuditAction::UserExported
+            | AuditAction::UserErased
+            | AuditAction::AdminReadUser
+            | AuditAction::AdminListUsers
+            | AuditAction::AdminReadGrants
+            | AuditAction::AdminReadAudit
+            | AuditAction::AdminReadOutbox
+            | AuditAction::KeysRotated
+            | AuditAction::TokenCreated
+            | AuditAction::TokenRevoked
+            | AuditAction::RoleChanged
+            | AuditAction::UserDeactivated
+            | AuditAction::UserReactivated
+            | AuditAction::MeetingHandedOver
+            | AuditAction::TenantSettingsChanged
+            | AuditAction::GrantCheckRefused
+            | AuditAction::IncidentNotified
+            | AuditAction::IncidentReported => {}
+        }
+    }
+
+    #[test]
+    fn every_stored_name_is_its_serde_name_and_reads_back() {
+        for action in ALL {
+            let json = serde_json::to_string(&action).unwrap();
+            assert_eq!(json, format!("\"{}\"", action.as_str()), "{action:?}");
+            let back: AuditAction = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, action);
+        }
+    }
+
+    #[test]
+    fn stored_names_are_unique_and_snake_case() {
+        let names: HashSet<&str> = ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(names.len(), ALL.len(), "two actions share a stored name");
+        for name in names {
+            assert!(
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_with_the_actor_tagged() {
+        let entry = AuditEntry {
+            id: AuditId::from_uuid(uuid::Uuid::from_u128(1)),
+            tenant: TenantId::from_uuid(uuid::Uuid::from_u128(2)),
+            actor: Actor::Admin(UserId::from_uuid(uuid::Uuid::from_u128(3))),
+            action: AuditAction::GrantRevoked,
+            subject: "g".into(),
+            at: Timestamp::UNIX_EPOCH,
+            source: Some("192.0.2.7".parse().unwrap()),
+        };
+        let json = serde_json::to_value(&entry).unwrap();
+        assert_eq!(json["actor"]["kind"], "admin");
+        assert_eq!(json["action"], "grant_revoked");
+        let back: AuditEntry = serde_json::from_value(json).unwrap();
+        assert_eq!(back, entry);
+        let system = serde_json::to_value(Actor::System).unwrap();
+        assert_eq!(system, serde_json::json!({"kind": "system"}));
+    }
+}

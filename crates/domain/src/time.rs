@@ -994,4 +994,143 @@ mod tests {
         assert!(Granularity::from_minutes(7).is_err());
         assert_eq!(Granularity::default().minutes(), 15);
     }
+
+    #[test]
+    fn saturating_arithmetic_stops_at_the_ends_of_time() {
+        let h = SignedDuration::from_hours(1);
+        let t = ts("2024-01-01T00:00:00Z");
+        assert_eq!(saturating_add(t, h), ts("2024-01-01T01:00:00Z"));
+        assert_eq!(saturating_sub(t, h), ts("2023-12-31T23:00:00Z"));
+        assert_eq!(saturating_add(Timestamp::MAX, h), Timestamp::MAX);
+        assert_eq!(saturating_add(Timestamp::MIN, -h), Timestamp::MIN);
+        assert_eq!(saturating_sub(Timestamp::MIN, h), Timestamp::MIN);
+        assert_eq!(saturating_sub(Timestamp::MAX, -h), Timestamp::MAX);
+    }
+
+    #[test]
+    fn intervals_are_half_open_and_shown_so() {
+        let i = Interval::new(ts("2024-01-01T09:00:00Z"), ts("2024-01-01T10:00:00Z")).unwrap();
+        assert!(i.contains_instant(ts("2024-01-01T09:00:00Z")));
+        assert!(i.contains_instant(ts("2024-01-01T09:59:59Z")));
+        assert!(!i.contains_instant(ts("2024-01-01T10:00:00Z")));
+        assert!(!i.contains_instant(ts("2024-01-01T08:59:59Z")));
+        assert_eq!(
+            i.to_string(),
+            "[2024-01-01T09:00:00Z, 2024-01-01T10:00:00Z)"
+        );
+        let later = Interval::new(ts("2024-01-01T10:00:00Z"), ts("2024-01-01T11:00:00Z")).unwrap();
+        assert_eq!(i.subtract(&later), vec![i], "touching is not overlapping");
+        assert_eq!(
+            subtract_all(&[i.widen(h(1), h(1))], &[i]),
+            vec![
+                Interval::new(ts("2024-01-01T08:00:00Z"), ts("2024-01-01T09:00:00Z")).unwrap(),
+                later,
+            ]
+        );
+    }
+
+    fn h(n: i64) -> SignedDuration {
+        SignedDuration::from_hours(n)
+    }
+
+    #[test]
+    fn local_dates_depend_on_the_zone() {
+        let i = Interval::new(ts("2024-01-01T23:30:00Z"), ts("2024-01-02T00:30:00Z")).unwrap();
+        assert_eq!(i.local_date(&Zone::utc()), Date::constant(2024, 1, 1));
+        let tokyo = Zone::parse("Asia/Tokyo").unwrap();
+        assert_eq!(i.local_date(&tokyo), Date::constant(2024, 1, 2));
+        assert_eq!(
+            tokyo.to_datetime(i.start()),
+            Date::constant(2024, 1, 2).at(8, 30, 0, 0)
+        );
+        assert_eq!(tokyo.to_zoned(i.start()).timestamp(), i.start());
+        assert_eq!(
+            tokyo.to_zoned(i.start()).offset(),
+            jiff::tz::Offset::constant(9)
+        );
+    }
+
+    #[test]
+    fn zones_compare_parse_and_print_by_name() {
+        let z: Zone = " Europe/Paris ".parse().unwrap();
+        assert_eq!(z.to_string(), "Europe/Paris");
+        assert_eq!(z, Zone::parse("Europe/Paris").unwrap());
+        assert_eq!(Zone::parse("  "), Err(TimeError::UnknownZone("  ".into())));
+        assert_eq!(
+            "Mars/Olympus".parse::<Zone>(),
+            Err(TimeError::UnknownZone("Mars/Olympus".into()))
+        );
+        let set: std::collections::HashSet<Zone> =
+            [Zone::parse("Europe/Paris").unwrap(), z.clone(), Zone::utc()]
+                .into_iter()
+                .collect();
+        assert_eq!(set.len(), 2);
+        assert_ne!(z, Zone::utc());
+    }
+
+    #[test]
+    fn local_range_edges() {
+        for (s, minutes) in [
+            ("09:00-17:30", 510),
+            ("18:00-24:00", 360),
+            ("9:15-10:00", 45),
+        ] {
+            assert_eq!(
+                LocalRange::parse(s).unwrap().wall_duration(),
+                SignedDuration::from_mins(minutes),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            LocalRange::parse(" 08:00:00 - 24:00:00 ").unwrap(),
+            LocalRange::until_midnight(Time::constant(8, 0, 0, 0))
+        );
+        assert_eq!(
+            LocalRange::whole_day().wall_duration(),
+            SignedDuration::from_hours(24)
+        );
+        for s in [
+            "09:00",
+            "0a:00-10:00",
+            "123:00-10:00",
+            ":00-10:00",
+            "09:0-10:00",
+            "09:00:5-10:00",
+            "09:00:00:00-10:00",
+            "09-10:00",
+            "09:60-10:00",
+            "24:00-24:00",
+        ] {
+            assert!(
+                matches!(LocalRange::parse(s), Err(TimeError::InvalidLocalRange(_))),
+                "{s}"
+            );
+        }
+        let err =
+            LocalRange::new(Time::constant(10, 0, 0, 0), Time::constant(9, 0, 0, 0)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid local time range: 10:00-09:00 must start before it ends \
+             (write 24:00 for the end of the day)"
+        );
+    }
+
+    #[test]
+    fn meeting_lengths_and_granularities_convert() {
+        let l = MeetingLength::new(SignedDuration::from_mins(45)).unwrap();
+        assert_eq!((l.minutes(), l.get()), (45, SignedDuration::from_mins(45)));
+        assert_eq!(
+            MeetingLength::new(SignedDuration::from_hours(13)),
+            Err(TimeError::MeetingLengthOutOfBounds { minutes: 780 })
+        );
+        for m in [5u32, 10, 15, 20, 30, 60] {
+            let g = Granularity::try_from(m).unwrap();
+            assert_eq!(g.get(), SignedDuration::from_mins(i64::from(m)));
+            assert_eq!(u32::from(g), m);
+        }
+        assert_eq!(
+            Granularity::try_from(45u32),
+            Err(TimeError::InvalidGranularity { minutes: 45 })
+        );
+    }
 }
