@@ -277,6 +277,19 @@ async fn security_policy() -> impl IntoResponse {
     )
 }
 
+/// The request timeout answers an empty 503; a client gets a problem document like any
+/// other failure. Our own 503s already are problem documents and pass unchanged.
+async fn timed_out_as_problem(response: Response) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        metrics::counter!("http_timeouts_total").increment(1);
+        return Problem::unavailable("the request took too long and was stopped; nothing was saved that did not complete, retry shortly")
+            .into_response();
+    }
+    response
+}
+
 async fn not_found() -> Problem {
     Problem::not_found("route")
 }
@@ -480,6 +493,7 @@ pub fn router(app: AppState, limits: Limits) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             limits.timeout,
         ))
+        .layer(axum::middleware::map_response(timed_out_as_problem))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // The matched route, never the raw path: guest links carry their token in it.
@@ -496,4 +510,28 @@ pub fn router(app: AppState, limits: Limits) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_timed_out_request_gets_a_problem_document_and_our_503s_pass_unchanged() {
+        let timed_out = StatusCode::SERVICE_UNAVAILABLE.into_response();
+        let r = timed_out_as_problem(timed_out).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], problem::CONTENT_TYPE);
+
+        let ours = Problem::unavailable("the database is unavailable").into_response();
+        let r = timed_out_as_problem(ours).await;
+        let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("the database is unavailable"));
+
+        let ok = StatusCode::NO_CONTENT.into_response();
+        assert_eq!(
+            timed_out_as_problem(ok).await.status(),
+            StatusCode::NO_CONTENT
+        );
+    }
 }
