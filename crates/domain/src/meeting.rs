@@ -97,6 +97,14 @@ pub enum MeetingError {
     /// A vote with no answer.
     #[error("a vote needs at least one answer")]
     EmptyVote,
+    /// A ballot for an earlier round of proposals.
+    #[error("these answers are for round {round} of the proposals; round {current} is open now")]
+    StaleBallot {
+        /// The ballot's round.
+        round: u32,
+        /// The meeting's round.
+        current: u32,
+    },
     /// Expiry was asked before the deadline.
     #[error("the poll is open until {0}")]
     DeadlineNotReached(Timestamp),
@@ -265,6 +273,36 @@ pub struct Vote {
     pub answer: Answer,
     /// When (the latest change).
     pub at: Timestamp,
+}
+
+/// One participant's answers in one round of a meeting's poll, checked against the meeting
+/// but not yet counted. Ballots of different participants commute, so a store records one
+/// without saving the rest of the meeting and without waiting for other voters; a ballot
+/// holds only while the meeting still polls in its round (see
+/// [`MeetingStore::cast_ballot`](crate::ports::MeetingStore::cast_ballot)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ballot {
+    /// The meeting's tenant.
+    pub tenant: TenantId,
+    /// The meeting.
+    pub meeting: MeetingId,
+    /// The round of proposals the answers are for.
+    pub round: u32,
+    /// Who answers.
+    pub participant: ParticipantId,
+    /// One answer per proposal, in the order first given (the last answer given counts).
+    pub answers: Vec<(ProposalId, Answer)>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A meeting's votes and version right after a store counted a ballot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tally {
+    /// Every vote of the round so far, in the order [`Meeting::count`] keeps them.
+    pub votes: Vec<Vote>,
+    /// The meeting's version after the ballot.
+    pub version: u64,
 }
 
 /// The claims of a guest's link, after the app has checked its signature: it lets one
@@ -683,13 +721,8 @@ impl Meeting {
         answers: &[(ProposalId, Answer)],
         now: Timestamp,
     ) -> Result<Decision, MeetingError> {
-        if pass.meeting != self.s.id || pass.tenant != self.s.tenant {
-            return Err(MeetingError::PassForAnotherMeeting);
-        }
-        if pass.expires_at <= now {
-            return Err(MeetingError::PassExpired);
-        }
-        self.cast(pass.participant, answers, now)
+        let ballot = self.ballot_with_pass(pass, answers, now)?;
+        self.count(&ballot)
     }
 
     /// Records answers from a signed-in participant.
@@ -699,19 +732,48 @@ impl Meeting {
         answers: &[(ProposalId, Answer)],
         now: Timestamp,
     ) -> Result<Decision, MeetingError> {
+        let ballot = self.ballot_as_user(user, answers, now)?;
+        self.count(&ballot)
+    }
+
+    /// Checks a guest's answers against this meeting without recording them: the pass
+    /// must be for this meeting, unexpired, and name one of its participants.
+    pub fn ballot_with_pass(
+        &self,
+        pass: &GuestPass,
+        answers: &[(ProposalId, Answer)],
+        now: Timestamp,
+    ) -> Result<Ballot, MeetingError> {
+        if pass.meeting != self.s.id || pass.tenant != self.s.tenant {
+            return Err(MeetingError::PassForAnotherMeeting);
+        }
+        if pass.expires_at <= now {
+            return Err(MeetingError::PassExpired);
+        }
+        self.ballot(pass.participant, answers, now)
+    }
+
+    /// Checks a signed-in participant's answers against this meeting without recording
+    /// them.
+    pub fn ballot_as_user(
+        &self,
+        user: UserId,
+        answers: &[(ProposalId, Answer)],
+        now: Timestamp,
+    ) -> Result<Ballot, MeetingError> {
         let participant = self
             .participant_for_user(user)
             .ok_or(MeetingError::NotAParticipant)?
             .id;
-        self.cast(participant, answers, now)
+        self.ballot(participant, answers, now)
     }
 
-    fn cast(
-        &mut self,
+    fn ballot(
+        &self,
         participant: ParticipantId,
         answers: &[(ProposalId, Answer)],
         now: Timestamp,
-    ) -> Result<Decision, MeetingError> {
+    ) -> Result<Ballot, MeetingError> {
         if !matches!(self.s.state, MeetingState::Polling { .. }) {
             return Err(self.wrong_state("vote on"));
         }
@@ -721,29 +783,74 @@ impl Meeting {
         if matches!(self.participant(participant)?.kind, ParticipantKind::Erased) {
             return Err(MeetingError::UnknownParticipant(participant));
         }
-        for (proposal, _) in answers {
-            self.proposal(*proposal)?;
-        }
+        // One answer per proposal, in the order first given; the last one given counts.
+        let mut distinct: Vec<(ProposalId, Answer)> = Vec::with_capacity(answers.len());
         for &(proposal, answer) in answers {
+            self.proposal(proposal)?;
+            match distinct.iter_mut().find(|(p, _)| *p == proposal) {
+                Some(given) => given.1 = answer,
+                None => distinct.push((proposal, answer)),
+            }
+        }
+        Ok(Ballot {
+            tenant: self.s.tenant,
+            meeting: self.s.id,
+            round: self.s.round,
+            participant,
+            answers: distinct,
+            at: now,
+        })
+    }
+
+    /// Counts a ballot checked against this meeting (by [`Meeting::ballot_with_pass`] or
+    /// [`Meeting::ballot_as_user`], here or on another copy of the same round): each
+    /// answer replaces the participant's earlier one for its proposal, new answers come
+    /// after the votes so far. Refused when the meeting no longer polls in the ballot's
+    /// round.
+    pub fn count(&mut self, ballot: &Ballot) -> Result<Decision, MeetingError> {
+        if ballot.meeting != self.s.id || ballot.tenant != self.s.tenant {
+            return Err(MeetingError::PassForAnotherMeeting);
+        }
+        if !matches!(self.s.state, MeetingState::Polling { .. }) {
+            return Err(self.wrong_state("vote on"));
+        }
+        if ballot.round != self.s.round {
+            return Err(MeetingError::StaleBallot {
+                round: ballot.round,
+                current: self.s.round,
+            });
+        }
+        self.participant(ballot.participant)?;
+        for &(proposal, answer) in &ballot.answers {
+            self.proposal(proposal)?;
             match self
                 .s
                 .votes
                 .iter_mut()
-                .find(|v| v.participant == participant && v.proposal == proposal)
+                .find(|v| v.participant == ballot.participant && v.proposal == proposal)
             {
                 Some(v) => {
                     v.answer = answer;
-                    v.at = now;
+                    v.at = ballot.at;
                 }
                 None => self.s.votes.push(Vote {
-                    participant,
+                    participant: ballot.participant,
                     proposal,
                     answer,
-                    at: now,
+                    at: ballot.at,
                 }),
             }
         }
         Ok(self.decision())
+    }
+
+    /// Takes in what a store holds after it recorded a ballot on this meeting
+    /// ([`MeetingStore::cast_ballot`](crate::ports::MeetingStore::cast_ballot)): the
+    /// votes of everyone so far, and the meeting's new version. Returns what they say.
+    pub fn tallied(&mut self, tally: Tally) -> Decision {
+        self.s.votes = tally.votes;
+        self.s.version = tally.version;
+        self.decision()
     }
 
     /// What the votes so far say. Proposals come from the slot engine, so they already
@@ -881,6 +988,21 @@ impl Meeting {
             }
             MeetingState::Polling { deadline } => Err(MeetingError::DeadlineNotReached(deadline)),
             _ => Err(self.wrong_state("expire")),
+        }
+    }
+
+    /// Brings a poll's deadline forward to `at` (never later than it was), so that the
+    /// periodic sweep of due polls decides it then: for a poll whose votes are all in but
+    /// could not be decided at once (the organizer's calendar could not be read).
+    pub fn decide_by(&mut self, at: Timestamp) -> Result<(), MeetingError> {
+        match self.s.state {
+            MeetingState::Polling { deadline } => {
+                self.s.state = MeetingState::Polling {
+                    deadline: deadline.min(at),
+                };
+                Ok(())
+            }
+            _ => Err(self.wrong_state("reschedule the decision of")),
         }
     }
 
@@ -1292,6 +1414,87 @@ mod tests {
         assert_eq!(
             Meeting::start_poll(d, vec![proposal(50, "2026-03-03T09:00:00Z")], now, now),
             Err(MeetingError::DeadlineInPast)
+        );
+    }
+
+    #[test]
+    fn a_ballot_is_checked_on_one_copy_and_counts_on_any_copy_of_its_round() {
+        let m = poll(vec![
+            participant(2, ParticipantKind::Email, Attendance::Required),
+            participant(3, ParticipantKind::Email, Attendance::Required),
+        ]);
+        let now = t(NOW);
+        let ballot = m
+            .ballot_with_pass(
+                &pass(&m, 2),
+                &[
+                    (id(51), Answer::No),
+                    (id(50), Answer::No),
+                    (id(51), Answer::Yes),
+                ],
+                now,
+            )
+            .unwrap();
+        assert_eq!(
+            ballot.answers,
+            vec![(id(51), Answer::Yes), (id(50), Answer::No)],
+            "one answer per proposal, in the order first given, the last one counting"
+        );
+        assert_eq!((ballot.round, ballot.participant), (1, id(2)));
+        assert!(m.votes().is_empty(), "checking a ballot records nothing");
+
+        let mut counted = m.clone();
+        assert_eq!(counted.count(&ballot), Ok(Decision::Waiting { missing: 1 }));
+        let mut voted = m.clone();
+        voted
+            .vote_with_pass(
+                &pass(&m, 2),
+                &[(id(51), Answer::Yes), (id(50), Answer::No)],
+                now,
+            )
+            .unwrap();
+        assert_eq!(counted.votes(), voted.votes(), "counting is voting");
+
+        let mut cancelled = m.clone();
+        cancelled.cancel(now).unwrap();
+        assert!(matches!(
+            cancelled.count(&ballot),
+            Err(MeetingError::WrongState { .. })
+        ));
+        let mut next = m.clone();
+        next.reschedule(
+            None,
+            vec![proposal(52, "2026-03-05T09:00:00Z")],
+            t("2026-03-04T00:00:00Z"),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            next.count(&ballot),
+            Err(MeetingError::StaleBallot {
+                round: 1,
+                current: 2
+            })
+        );
+        let elsewhere = Ballot {
+            meeting: id(77),
+            ..ballot.clone()
+        };
+        assert_eq!(
+            m.clone().count(&elsewhere),
+            Err(MeetingError::PassForAnotherMeeting)
+        );
+
+        // What a store says after the ballot replaces this copy's votes and version.
+        let mut fresh = m.clone();
+        let decision = fresh.tallied(Tally {
+            votes: counted.votes().to_vec(),
+            version: m.version() + 1,
+        });
+        assert_eq!(decision, Decision::Waiting { missing: 1 });
+        assert_eq!(
+            (fresh.votes(), fresh.version()),
+            (counted.votes(), m.version() + 1)
         );
     }
 

@@ -21,7 +21,7 @@ use crate::audit::AuditEntry;
 use crate::consent::{Grant, Provider, ReadAccess, Scope, WriteAccess};
 use crate::email::EmailAddress;
 use crate::ids::{ApiTokenId, GrantId, MeetingId, MessageId, SessionId, TenantId, UserId};
-use crate::meeting::{BookedEvent, Meeting};
+use crate::meeting::{Ballot, BookedEvent, Meeting, Tally};
 use crate::outbox::{
     AnalyticsEvent, Attendee, DeliveryError, Notification, OutboxMessage, RetryDecision,
 };
@@ -208,6 +208,21 @@ pub trait MeetingStore: Send + Sync {
         meeting: &Meeting,
         outbox: &[OutboxMessage],
     ) -> Result<(), StoreError>;
+    /// Counts a ballot and enqueues `outbox`, atomically, without saving the rest of the
+    /// meeting: as [`Meeting::count`](crate::meeting::Meeting::count) does, each answer
+    /// replaces the participant's earlier one for its proposal and new answers come after
+    /// the votes so far. The stored version becomes one more, so that a change loaded
+    /// before the ballot and saved with [`MeetingStore::update_meeting`] conflicts and is
+    /// decided again on the votes. Ballots never conflict with each other: concurrent
+    /// ones on one meeting are all counted, one after the other. Returns the meeting's
+    /// votes and version right after this ballot. MUST return `Conflict` (changing
+    /// nothing, enqueuing nothing) when the meeting no longer polls in the ballot's round,
+    /// and `NotFound` when absent or of another tenant.
+    async fn cast_ballot(
+        &self,
+        ballot: &Ballot,
+        outbox: &[OutboxMessage],
+    ) -> Result<Tally, StoreError>;
     /// Meetings organised by a user, newest first (by id, which is time-ordered).
     async fn meetings_organized_by(
         &self,

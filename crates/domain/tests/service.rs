@@ -1293,3 +1293,43 @@ async fn one_email_per_guest_per_round_even_when_asked_twice() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_last_vote_counts_when_the_organizer_calendar_is_down_and_the_sweep_books_later() {
+    let Team { world, ada, .. } = team();
+    let request = world
+        .a_meeting()
+        .within("2026-03-03T00:00:00Z", 5)
+        .with_email_guest("a@guest.test")
+        .build();
+    let m = create(&world, &ada, request).await;
+    world.google.fail_account(
+        "ada@acme.test",
+        Some(CalendarError::Unavailable("timeout".into())),
+    );
+    let (voted, outcome) = world
+        .scheduler
+        .vote(&pass(&m, "a@guest.test"), &yes_to_all(&m))
+        .await
+        .unwrap();
+    assert_eq!(outcome, BookingOutcome::Deferred);
+    assert_eq!(voted.state().name(), "polling");
+    let stored = world.store.meeting(m.tenant(), m.id()).await.unwrap();
+    assert_eq!(
+        stored.votes().len(),
+        m.proposals().len(),
+        "the vote is counted, not lost to the outage"
+    );
+    assert_eq!(
+        world.scheduler.expire_due(m.tenant()).await.unwrap(),
+        0,
+        "not decided while the calendar is down"
+    );
+    let still = world.store.meeting(m.tenant(), m.id()).await.unwrap();
+    assert_eq!(still.state().name(), "polling", "and not expired either");
+
+    world.google.fail_account("ada@acme.test", None);
+    assert_eq!(world.scheduler.expire_due(m.tenant()).await.unwrap(), 1);
+    let booked = world.store.meeting(m.tenant(), m.id()).await.unwrap();
+    assert_eq!(booked.state().name(), "booked", "the sweep books it");
+}

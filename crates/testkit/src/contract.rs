@@ -18,7 +18,8 @@ use convene_domain::consent::{Grant, GrantState, Provider, RevokedBy, Scope};
 use convene_domain::email::EmailAddress;
 use convene_domain::ids::{MeetingId, MessageId, TenantId};
 use convene_domain::meeting::{
-    Attendance, Meeting, MeetingDraft, MeetingTitle, Participant, ParticipantKind, Proposal,
+    Answer, Attendance, Ballot, Meeting, MeetingDraft, MeetingTitle, Participant, ParticipantKind,
+    Proposal,
 };
 use convene_domain::outbox::{
     AnalyticsEvent, AnalyticsKind, Attendee, MeetingSummary, Notification, OutboxMessage,
@@ -312,6 +313,236 @@ where
     audit_log(make().await.as_ref()).await;
     outbox(make().await.as_ref()).await;
     tenant_admin(make().await.as_ref()).await;
+    ballots(make().await.as_ref()).await;
+}
+
+/// A ballot of `participant` answering `answers` in the meeting's current round.
+fn ballot(m: &Meeting, participant: u128, answers: &[(usize, Answer)], at: Timestamp) -> Ballot {
+    Ballot {
+        tenant: m.tenant(),
+        meeting: m.id(),
+        round: m.round(),
+        participant: id(participant),
+        answers: answers
+            .iter()
+            .map(|&(i, a)| (m.proposals()[i].id, a))
+            .collect(),
+        at,
+    }
+}
+
+/// [`MeetingStore::cast_ballot`](convene_domain::ports::MeetingStore::cast_ballot) on a
+/// fresh store.
+pub async fn ballots(store: &dyn Store) {
+    let a = tenant(1, "alpha");
+    let b = tenant(2, "beta");
+    let org = user(11, &a, "org@example.org", "Organizer");
+    seed(store, &[&a, &b], &[&org]).await;
+    let guests = |n: u128, count: u128| {
+        (1..=count)
+            .map(|g| email_guest(n * 100 + g, &format!("g{g}@example.net"), &format!("G{g}")))
+            .collect::<Vec<_>>()
+    };
+    let m = meeting(41, &org, guests(41, 3), at_mins(60));
+    store.insert_meeting(&m, &[]).await.expect("insert_meeting");
+    let before = store.outbox_counts().await.expect("outbox_counts");
+
+    // A first ballot: counted as the domain counts it, the version one more.
+    let first = ballot(&m, 4101, &[(1, Answer::Yes), (0, Answer::No)], at_mins(1));
+    let cast = event(51, a.id, "m41:vote:1", at_mins(1));
+    let tally = store
+        .cast_ballot(&first, std::slice::from_ref(&cast))
+        .await
+        .expect("cast_ballot on a polling meeting");
+    let mut expected = m.clone();
+    expected.count(&first).expect("the domain counts it");
+    assert_eq!(
+        tally.votes,
+        expected.votes(),
+        "cast_ballot returns the votes as Meeting::count orders them"
+    );
+    assert_eq!(
+        tally.version,
+        m.version() + 1,
+        "a ballot counts one version"
+    );
+    let stored = store.meeting(a.id, m.id()).await.expect("meeting");
+    assert_eq!(stored.votes(), expected.votes(), "the votes are stored");
+    assert_eq!(stored.version(), tally.version, "and so is the version");
+    assert_eq!(
+        stored.participants(),
+        m.participants(),
+        "a ballot changes only votes"
+    );
+    assert_eq!(
+        store.outbox_counts().await.expect("outbox_counts").pending,
+        before.pending + 1,
+        "cast_ballot enqueues its messages"
+    );
+
+    // A change loaded before the ballot no longer saves.
+    let mut stale = m.clone();
+    stale.cancel(at_mins(2)).expect("cancel");
+    assert_eq!(
+        store.update_meeting(&stale, &[]).await,
+        Err(StoreError::Conflict),
+        "a ballot MUST make update_meeting of a copy loaded before it conflict"
+    );
+
+    // The same voter again: answers replace theirs in place, new ones come last.
+    let again = ballot(&m, 4101, &[(0, Answer::Yes)], at_mins(3));
+    let other = ballot(&m, 4102, &[(0, Answer::Yes), (1, Answer::No)], at_mins(3));
+    store
+        .cast_ballot(&again, &[])
+        .await
+        .expect("a second ballot");
+    let tally = store.cast_ballot(&other, &[]).await.expect("another voter");
+    expected.count(&again).expect("count");
+    expected.count(&other).expect("count");
+    assert_eq!(
+        tally.votes,
+        expected.votes(),
+        "answers replace the voter's earlier ones in place; new ones come after the votes so far"
+    );
+    assert_eq!(
+        tally.version,
+        m.version() + 3,
+        "three ballots, three versions"
+    );
+
+    // Where a ballot does not hold, nothing changes.
+    let counts = store.outbox_counts().await.expect("outbox_counts");
+    let elsewhere = Ballot {
+        tenant: b.id,
+        ..ballot(&m, 4103, &[(0, Answer::Yes)], at_mins(4))
+    };
+    assert_eq!(
+        store.cast_ballot(&elsewhere, &[]).await,
+        Err(StoreError::NotFound),
+        "cast_ballot MUST return NotFound for another tenant's meeting"
+    );
+    let absent = Ballot {
+        meeting: id(49),
+        ..ballot(&m, 4103, &[(0, Answer::Yes)], at_mins(4))
+    };
+    assert_eq!(
+        store.cast_ballot(&absent, &[]).await,
+        Err(StoreError::NotFound),
+        "cast_ballot MUST return NotFound when absent"
+    );
+    let mut booked = store.meeting(a.id, m.id()).await.expect("meeting");
+    booked
+        .book(booked.proposals()[0].id, at_mins(5))
+        .expect("book");
+    store.update_meeting(&booked, &[]).await.expect("booked");
+    let late = ballot(&m, 4103, &[(0, Answer::Yes)], at_mins(6));
+    let refused = event(52, a.id, "m41:vote:late", at_mins(6));
+    assert_eq!(
+        store
+            .cast_ballot(&late, std::slice::from_ref(&refused))
+            .await,
+        Err(StoreError::Conflict),
+        "cast_ballot MUST return Conflict when the meeting no longer polls"
+    );
+    let now = store.meeting(a.id, m.id()).await.expect("meeting");
+    assert_eq!(
+        now.votes(),
+        expected.votes(),
+        "a refused ballot changes nothing"
+    );
+    assert_eq!(now.version(), booked.version() + 1, "not even the version");
+    assert_eq!(
+        store.outbox_counts().await.expect("outbox_counts"),
+        counts,
+        "refused ballots enqueue nothing"
+    );
+
+    // A ballot for a round that is over.
+    let r = meeting(42, &org, guests(42, 2), at_mins(60));
+    store.insert_meeting(&r, &[]).await.expect("insert_meeting");
+    let old_round = ballot(&r, 4201, &[(0, Answer::Yes)], at_mins(1));
+    let mut next = r.clone();
+    let moved: Vec<Proposal> = r
+        .proposals()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Proposal {
+            id: id(4290 + u128::try_from(i).expect("small")),
+            slot: p.slot,
+        })
+        .collect();
+    next.reschedule(None, moved, at_mins(120), at_mins(1))
+        .expect("a new round");
+    store.update_meeting(&next, &[]).await.expect("round 2");
+    assert_eq!(
+        store.cast_ballot(&old_round, &[]).await,
+        Err(StoreError::Conflict),
+        "cast_ballot MUST return Conflict for a round that is over"
+    );
+
+    // Many voters at once: none conflicts, none is lost.
+    let crowd = meeting(43, &org, guests(43, 24), at_mins(60));
+    store
+        .insert_meeting(&crowd, &[])
+        .await
+        .expect("insert_meeting");
+    let ballots: Vec<Ballot> = (1..=24)
+        .map(|g| {
+            ballot(
+                &crowd,
+                4300 + g,
+                &[(0, Answer::Yes), (1, Answer::No)],
+                at_mins(1),
+            )
+        })
+        .collect();
+    let casts = ballots.iter().map(|b| store.cast_ballot(b, &[]));
+    let astray: Vec<Ballot> = ballots
+        .iter()
+        .map(|b| Ballot {
+            meeting: id(48),
+            ..b.clone()
+        })
+        .collect();
+    let lost = astray.iter().map(|b| store.cast_ballot(b, &[]));
+    let (tallies, lost) = futures::future::join(
+        futures::future::join_all(casts),
+        futures::future::join_all(lost),
+    )
+    .await;
+    for (b, tally) in ballots.iter().zip(&tallies) {
+        let tally = tally.as_ref().expect("concurrent ballots never conflict");
+        for (proposal, answer) in &b.answers {
+            assert!(
+                tally.votes.iter().any(|v| v.participant == b.participant
+                    && v.proposal == *proposal
+                    && v.answer == *answer),
+                "each ballot's tally holds its own answers"
+            );
+        }
+    }
+    assert!(
+        lost.iter().all(|r| *r == Err(StoreError::NotFound)),
+        "ballots for an absent meeting, cast alongside, are NotFound"
+    );
+    let crowd_now = store.meeting(a.id, crowd.id()).await.expect("meeting");
+    assert_eq!(
+        crowd_now.votes().len(),
+        48,
+        "every answer of every voter is kept"
+    );
+    assert_eq!(
+        crowd_now.version(),
+        crowd.version() + 24,
+        "each ballot counted one version"
+    );
+    let mut seen = BTreeSet::new();
+    for v in crowd_now.votes() {
+        assert!(
+            seen.insert((v.participant, v.proposal)),
+            "one vote per participant and proposal"
+        );
+    }
 }
 
 /// [`TenantStore`](convene_domain::ports::TenantStore) on a fresh store.

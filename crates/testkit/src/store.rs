@@ -17,7 +17,9 @@ use convene_domain::audit::AuditEntry;
 use convene_domain::consent::{Grant, GrantState};
 use convene_domain::email::EmailAddress;
 use convene_domain::ids::{ApiTokenId, GrantId, MeetingId, MessageId, SessionId, TenantId, UserId};
-use convene_domain::meeting::{Meeting, MeetingSnapshot, MeetingState, ParticipantKind};
+use convene_domain::meeting::{
+    Ballot, Meeting, MeetingError, MeetingSnapshot, MeetingState, ParticipantKind, Tally,
+};
 use convene_domain::outbox::{OutboxMessage, OutboxPayload, RetryDecision};
 use convene_domain::people::{PersonName, User};
 use convene_domain::ports::{
@@ -662,6 +664,31 @@ impl MeetingStore for MemoryStore {
         s.meetings.insert(meeting.id(), snapshot);
         s.enqueue(outbox);
         Ok(())
+    }
+
+    async fn cast_ballot(
+        &self,
+        ballot: &Ballot,
+        outbox: &[OutboxMessage],
+    ) -> Result<Tally, StoreError> {
+        let mut s = self.begin()?;
+        let mut m = restore(s.stored_meeting(ballot.tenant, ballot.meeting)?)?;
+        s.check_messages(outbox)?;
+        m.count(ballot).map_err(|e| match e {
+            MeetingError::WrongState { .. } | MeetingError::StaleBallot { .. } => {
+                StoreError::Conflict
+            }
+            other => StoreError::Invalid(other.to_string()),
+        })?;
+        let mut snapshot = m.snapshot().clone();
+        snapshot.version += 1;
+        let tally = Tally {
+            votes: snapshot.votes.clone(),
+            version: snapshot.version,
+        };
+        s.meetings.insert(ballot.meeting, snapshot);
+        s.enqueue(outbox);
+        Ok(tally)
     }
 
     async fn meetings_organized_by(

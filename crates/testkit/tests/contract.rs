@@ -56,3 +56,8 @@ async fn all_suites_through_the_runner() {
 async fn tenant_admin() {
     contract::tenant_admin(&MemoryStore::new()).await;
 }
+
+#[tokio::test]
+async fn ballots() {
+    contract::ballots(&MemoryStore::new()).await;
+}

@@ -1,8 +1,9 @@
 //! Throughput of the PostgreSQL store, as figures printed to stdout (not a timed test):
 //!
 //! - votes per second with 2 concurrent writers, each vote a real request's work: load
-//!   the meeting, vote as one guest, `update_meeting`, and on `Conflict` start over;
-//!   both on one meeting (the writers collide) and on a meeting each;
+//!   the meeting, check one guest's ballot, `cast_ballot` (a `Conflict` would be counted
+//!   and the vote started over; ballots do not conflict with each other); both on one
+//!   meeting and on a meeting each;
 //! - outbox messages claimed and completed per second by 2 workers.
 //!
 //! Needs `DATABASE_URL` (a role that may create databases); without it, says so and
@@ -92,7 +93,7 @@ async fn run(url: &str) {
 
     let (votes, conflicts) = voting(&store, tenant.id, [shared.id(), shared.id()]).await;
     println!(
-        "votes, one meeting, 2 writers colliding: {:>7.0} votes/s ({votes} votes, {conflicts} conflicts retried, {GUESTS} guests)",
+        "votes, one meeting, 2 writers:           {:>7.0} votes/s ({votes} votes, {conflicts} conflicts retried, {GUESTS} guests)",
         votes as f64 / VOTING.as_secs_f64()
     );
     let (votes, conflicts) = voting(&store, tenant.id, [own[0].id(), own[1].id()]).await;
@@ -142,7 +143,7 @@ async fn voting(store: &Arc<PgStore>, tenant: TenantId, meetings: [MeetingId; 2]
         writers.push(tokio::spawn(async move {
             let mut n = 0usize;
             while Instant::now() < deadline {
-                let mut m = store.meeting(tenant, meeting).await.expect("meeting");
+                let m = store.meeting(tenant, meeting).await.expect("meeting");
                 let guests = m.participants().len() - 1;
                 let guest = m.participants()[1 + (n * 2 + w) % guests].id;
                 let proposal = m.proposals()[n % 2].id;
@@ -158,17 +159,18 @@ async fn voting(store: &Arc<PgStore>, tenant: TenantId, meetings: [MeetingId; 2]
                     participant: guest,
                     expires_at: now + SignedDuration::from_hours(24),
                 };
-                m.vote_with_pass(&pass, &[(proposal, answer)], now)
+                let ballot = m
+                    .ballot_with_pass(&pass, &[(proposal, answer)], now)
                     .expect("a valid vote");
-                match store.update_meeting(&m, &[]).await {
-                    Ok(()) => {
+                match store.cast_ballot(&ballot, &[]).await {
+                    Ok(_) => {
                         votes.fetch_add(1, Ordering::Relaxed);
                         n += 1;
                     }
                     Err(StoreError::Conflict) => {
                         conflicts.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(e) => panic!("update_meeting: {e}"),
+                    Err(e) => panic!("cast_ballot: {e}"),
                 }
             }
         }));

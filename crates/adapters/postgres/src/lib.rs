@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+mod batch;
 mod meetings;
 mod outbox;
 mod people;
@@ -56,7 +57,46 @@ const ROTATION_BATCH: i64 = 100;
 pub struct PgStore {
     pool: PgPool,
     ring: Arc<KeyRing>,
-    queries: AtomicU64,
+    db: Db,
+    batches: meetings::Batches,
+}
+
+/// The pool and the statement counter: what a batch's task needs of the store.
+#[derive(Clone, Debug)]
+pub(crate) struct Db {
+    pool: PgPool,
+    queries: Arc<AtomicU64>,
+}
+
+impl Db {
+    /// A counted statement.
+    fn query(&self, sql: &'static str) -> Query<'static, Postgres, PgArguments> {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        sqlx::query(sql)
+    }
+
+    /// A counted statement whose rows are `T`.
+    fn query_as<T>(&self, sql: &'static str) -> QueryAs<'static, Postgres, T, PgArguments>
+    where
+        T: for<'r> FromRow<'r, PgRow>,
+    {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        sqlx::query_as(sql)
+    }
+
+    /// A write transaction (`READ COMMITTED`).
+    async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.pool.begin().await.map_err(store_error)
+    }
+
+    /// A read transaction: one snapshot for every statement in it, so a meeting and its
+    /// children are read at one version.
+    async fn read(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(store_error)
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -84,9 +124,13 @@ impl PgStore {
     /// A store over an existing pool.
     pub fn from_pool(pool: PgPool, ring: impl Into<Arc<KeyRing>>) -> Self {
         Self {
+            db: Db {
+                pool: pool.clone(),
+                queries: Arc::new(AtomicU64::new(0)),
+            },
             pool,
             ring: ring.into(),
-            queries: AtomicU64::new(0),
+            batches: meetings::Batches::default(),
         }
     }
 
@@ -175,7 +219,7 @@ impl PgStore {
 
     /// How many SQL statements this store has sent (transaction control excluded).
     pub fn queries(&self) -> u64 {
-        self.queries.load(Ordering::Relaxed)
+        self.db.queries.load(Ordering::Relaxed)
     }
 
     /// The pool, for administration and tests that look at raw rows.
@@ -185,8 +229,7 @@ impl PgStore {
 
     /// A counted statement.
     fn query(&self, sql: &'static str) -> Query<'static, Postgres, PgArguments> {
-        self.queries.fetch_add(1, Ordering::Relaxed);
-        sqlx::query(sql)
+        self.db.query(sql)
     }
 
     /// A counted statement whose rows are `T`.
@@ -194,22 +237,18 @@ impl PgStore {
     where
         T: for<'r> FromRow<'r, PgRow>,
     {
-        self.queries.fetch_add(1, Ordering::Relaxed);
-        sqlx::query_as(sql)
+        self.db.query_as(sql)
     }
 
     /// A write transaction (read committed: version checks and row locks do the rest).
     async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.pool.begin().await.map_err(store_error)
+        self.db.write().await
     }
 
     /// A read transaction: one snapshot for every statement in it, so a meeting and its
     /// children are read at one version.
     async fn read(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await
-            .map_err(store_error)
+        self.db.read().await
     }
 
     /// The domain's reading of a failed write: a missing reference is `UnknownTenant`

@@ -2,15 +2,22 @@
 //!
 //! A meeting is read in a fixed number of statements whatever its size, in one
 //! `REPEATABLE READ` snapshot: the meeting rows, then one statement per child table for
-//! all of them (`(tenant_id, meeting_id) IN UNNEST(...)`). It is written in two: the
-//! meeting row (compared on `version` for an update), then one statement whose parts
-//! delete the children no longer there and insert or update, from arrays (`UNNEST`),
-//! only the children that changed.
+//! all of them (`tenant_id = ANY(...) AND meeting_id = ANY(...)`: conditions on the
+//! primary key's leading columns, which the planner answers from the index however
+//! stale its statistics; children are then matched to their meeting by both keys). It
+//! is written in two: the meeting row (compared on `version` for an update), then one
+//! statement whose parts delete the children no longer there and insert or update, from
+//! arrays (`UNNEST`), only the children that changed.
+//!
+//! Single-meeting reads and ballots go through [`crate::batch`]: concurrent calls share
+//! one transaction. A ballot batch locks its meetings (`FOR UPDATE`, in key order),
+//! writes only the voters' rows and raises the versions, so that votes never conflict
+//! with each other but do with a change loaded before them.
 
 use async_trait::async_trait;
 use convene_domain::email::EmailAddress;
 use convene_domain::ids::{MeetingId, TenantId, UserId};
-use convene_domain::meeting::Meeting;
+use convene_domain::meeting::{Ballot, Meeting, Tally};
 use convene_domain::outbox::OutboxMessage;
 use convene_domain::people::PersonName;
 use convene_domain::ports::{Erasure, ErasureStore, MeetingStore, Page, StoreError};
@@ -18,14 +25,17 @@ use convene_domain::time::Timestamp;
 use convene_sql::erasure::{ErasureRows, Needles, ScrubPlan};
 use convene_sql::errors::{Failure, store_error};
 use convene_sql::rows::{
-    MeetingRow, MeetingRows, OutboxRow, ParticipantRow, ProposalRow, VoteRow, assemble,
-    email_lower, meeting_ids, meeting_keys, tenants_of,
+    BallotRows, MeetingRow, MeetingRows, OutboxRow, ParticipantRow, ProposalRow, VoteRow, assemble,
+    distinct_keys, email_lower, meeting_ids, meeting_keys, tally, tenants_of,
 };
 use convene_sql::{JsonText, Micros};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{PgStore, limit};
+use std::collections::HashMap;
+
+use crate::batch::{Coalescer, Lost};
+use crate::{Db, PgStore, limit};
 
 /// Which meetings involve a person: organised by or connected as the user (of their
 /// tenant), or with their email among the participants (any tenant). `$1` tenant, `$2`
@@ -39,7 +49,7 @@ macro_rules! involving {
     };
 }
 
-impl PgStore {
+impl Db {
     /// Meetings from their rows: one statement per child table for all of them.
     pub(crate) async fn load_meetings(
         &self,
@@ -52,8 +62,8 @@ impl PgStore {
         let (tenants, ids) = meeting_keys(&meetings);
         let participants: Vec<ParticipantRow> = self
             .query_as(
-                "SELECT * FROM participants WHERE (tenant_id, meeting_id) IN \
-                 (SELECT * FROM UNNEST($1::uuid[], $2::uuid[])) \
+                "SELECT * FROM participants \
+                 WHERE tenant_id = ANY($1::uuid[]) AND meeting_id = ANY($2::uuid[]) \
                  ORDER BY tenant_id, meeting_id, position",
             )
             .bind(tenants.clone())
@@ -63,8 +73,8 @@ impl PgStore {
             .map_err(store_error)?;
         let proposals: Vec<ProposalRow> = self
             .query_as(
-                "SELECT * FROM proposals WHERE (tenant_id, meeting_id) IN \
-                 (SELECT * FROM UNNEST($1::uuid[], $2::uuid[])) \
+                "SELECT * FROM proposals \
+                 WHERE tenant_id = ANY($1::uuid[]) AND meeting_id = ANY($2::uuid[]) \
                  ORDER BY tenant_id, meeting_id, position",
             )
             .bind(tenants.clone())
@@ -74,8 +84,8 @@ impl PgStore {
             .map_err(store_error)?;
         let votes: Vec<VoteRow> = self
             .query_as(
-                "SELECT * FROM votes WHERE (tenant_id, meeting_id) IN \
-                 (SELECT * FROM UNNEST($1::uuid[], $2::uuid[])) \
+                "SELECT * FROM votes \
+                 WHERE tenant_id = ANY($1::uuid[]) AND meeting_id = ANY($2::uuid[]) \
                  ORDER BY tenant_id, meeting_id, position",
             )
             .bind(tenants)
@@ -84,6 +94,17 @@ impl PgStore {
             .await
             .map_err(store_error)?;
         assemble(meetings, participants, proposals, votes)
+    }
+}
+
+impl PgStore {
+    /// Meetings from their rows: one statement per child table for all of them.
+    pub(crate) async fn load_meetings(
+        &self,
+        conn: &mut PgConnection,
+        meetings: Vec<MeetingRow>,
+    ) -> Result<Vec<Meeting>, StoreError> {
+        self.db.load_meetings(conn, meetings).await
     }
 
     /// Inserts a new meeting's rows.
@@ -295,6 +316,292 @@ impl PgStore {
     }
 }
 
+/// How many batches of one kind run at once (the pool holds ten connections: loads and
+/// ballots take at most three each, leaving four for everything else).
+const LANES: usize = 3;
+
+/// At most this many requests share one transaction.
+const MAX_BATCH: usize = 64;
+
+/// Meeting reads and ballots waiting to share a transaction with others of their kind
+/// ([`crate::batch`]): under load, one read transaction serves many `meeting` calls and
+/// one write transaction counts many ballots.
+pub(crate) struct Batches {
+    loads: Coalescer<(Uuid, Uuid), Result<Meeting, StoreError>>,
+    ballots: Coalescer<Cast, Result<Tally, Failure>>,
+}
+
+impl Default for Batches {
+    fn default() -> Self {
+        Self {
+            loads: Coalescer::new(LANES, MAX_BATCH),
+            ballots: Coalescer::new(LANES, MAX_BATCH),
+        }
+    }
+}
+
+impl std::fmt::Debug for Batches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batches")
+            .field("loads", &self.loads)
+            .field("ballots", &self.ballots)
+            .finish()
+    }
+}
+
+/// A ballot to count, with the outbox messages that go with it.
+pub(crate) struct Cast {
+    rows: BallotRows,
+    messages: Vec<OutboxRow>,
+}
+
+/// What a caller is told when the batch holding its request died (a bug: it panicked).
+fn lost(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("{what} was lost with the batch that held it"))
+}
+
+/// A batch's failure as each of its requests should see it: an unreachable database is
+/// the same answer for all; anything else may be one request's fault, so each is tried
+/// again alone.
+fn shared_failure(failure: Failure) -> Option<StoreError> {
+    match failure {
+        Failure::Db(e) => match store_error(e) {
+            e @ StoreError::Unavailable(_) => Some(e),
+            _ => None,
+        },
+        Failure::Store(e @ StoreError::Unavailable(_)) => Some(e),
+        _ => None,
+    }
+}
+
+impl Db {
+    /// Meetings by `(tenant, id)`, each `NotFound` when absent: one read transaction for
+    /// all of them.
+    async fn load_batch(&self, keys: Vec<(Uuid, Uuid)>) -> Vec<Result<Meeting, StoreError>> {
+        let pick = |found: &HashMap<(Uuid, Uuid), Meeting>, key| {
+            found.get(key).cloned().ok_or(StoreError::NotFound)
+        };
+        match self.load_keys(&keys).await {
+            Ok(found) => keys.iter().map(|k| pick(&found, k)).collect(),
+            Err(e) if keys.len() == 1 || matches!(e, StoreError::Unavailable(_)) => {
+                keys.iter().map(|_| Err(e.clone())).collect()
+            }
+            Err(_) => {
+                // One meeting that does not read back must not fail the others.
+                let mut answers = Vec::with_capacity(keys.len());
+                for key in &keys {
+                    let alone = self.load_keys(std::slice::from_ref(key)).await;
+                    answers.push(alone.and_then(|found| pick(&found, key)));
+                }
+                answers
+            }
+        }
+    }
+
+    async fn load_keys(
+        &self,
+        keys: &[(Uuid, Uuid)],
+    ) -> Result<HashMap<(Uuid, Uuid), Meeting>, StoreError> {
+        let (tenants, ids) = distinct_keys(keys.iter().copied());
+        let mut tx = self.read().await?;
+        let rows: Vec<MeetingRow> = if keys.len() == 1 {
+            self.query_as("SELECT * FROM meetings WHERE tenant_id = $1 AND id = $2")
+                .bind(tenants[0])
+                .bind(ids[0])
+                .fetch_all(&mut *tx)
+                .await
+        } else {
+            self.query_as(
+                "SELECT * FROM meetings \
+                 WHERE tenant_id = ANY($1::uuid[]) AND id = ANY($2::uuid[])",
+            )
+            .bind(tenants)
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await
+        }
+        .map_err(store_error)?;
+        let meetings = self.load_meetings(&mut tx, rows).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(meetings
+            .into_iter()
+            .map(|m| ((m.tenant().as_uuid(), m.id().as_uuid()), m))
+            .collect())
+    }
+
+    /// Counts ballots in one transaction, each answered as if alone.
+    async fn cast_batch(&self, batch: Vec<Cast>) -> Vec<Result<Tally, Failure>> {
+        let failure = match self.cast_together(&batch).await {
+            Ok(answers) => return answers,
+            Err(failure) => failure,
+        };
+        if batch.len() == 1 {
+            return vec![Err(failure)];
+        }
+        if let Some(e) = shared_failure(failure) {
+            return batch
+                .iter()
+                .map(|_| Err(Failure::Store(e.clone())))
+                .collect();
+        }
+        let mut answers = Vec::with_capacity(batch.len());
+        for cast in &batch {
+            answers.push(match self.cast_together(std::slice::from_ref(cast)).await {
+                Ok(mut one) => one.pop().unwrap_or(Err(Failure::Store(lost("the ballot")))),
+                Err(failure) => Err(failure),
+            });
+        }
+        answers
+    }
+
+    /// The ballots' meetings are locked in key order (so that concurrent batches cannot
+    /// deadlock) and checked; the accepted ballots' answers are merged in arrival order
+    /// (a later answer to the same proposal by the same participant wins) and written in
+    /// one statement that also raises each meeting's version by its number of ballots;
+    /// then their outbox messages; then the meetings' votes are read back.
+    async fn cast_together(&self, batch: &[Cast]) -> Result<Vec<Result<Tally, Failure>>, Failure> {
+        type Key = (Uuid, Uuid);
+        let (tenants, ids) =
+            distinct_keys(batch.iter().map(|c| (c.rows.tenant_id, c.rows.meeting_id)));
+        let mut tx = self.write().await?;
+        let locked: Vec<(Uuid, Uuid, String, i64)> = self
+            .query_as(
+                "SELECT tenant_id, id, state, round FROM meetings \
+                 WHERE tenant_id = ANY($1::uuid[]) AND id = ANY($2::uuid[]) \
+                 ORDER BY tenant_id, id FOR UPDATE",
+            )
+            .bind(&tenants)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+        let locked: HashMap<Key, (String, i64)> = locked
+            .into_iter()
+            .map(|(t, m, state, round)| ((t, m), (state, round)))
+            .collect();
+        let verdicts: Vec<Result<(), StoreError>> = batch
+            .iter()
+            .map(
+                |c| match locked.get(&(c.rows.tenant_id, c.rows.meeting_id)) {
+                    None => Err(StoreError::NotFound),
+                    Some((state, round)) if state == "polling" && *round == c.rows.round => Ok(()),
+                    Some(_) => Err(StoreError::Conflict),
+                },
+            )
+            .collect();
+        let mut votes: Vec<VoteRow> = Vec::new();
+        let mut slot: HashMap<(Key, Uuid, Uuid), usize> = HashMap::new();
+        let mut next: HashMap<Key, i64> = HashMap::new();
+        let mut ballots: HashMap<Key, i64> = HashMap::new();
+        let mut messages: Vec<OutboxRow> = Vec::new();
+        for (cast, _) in batch.iter().zip(&verdicts).filter(|(_, v)| v.is_ok()) {
+            let key = (cast.rows.tenant_id, cast.rows.meeting_id);
+            *ballots.entry(key).or_default() += 1;
+            messages.extend(cast.messages.iter().cloned());
+            for vote in &cast.rows.votes {
+                match slot.entry((key, vote.participant_id, vote.proposal_id)) {
+                    std::collections::hash_map::Entry::Occupied(at) => {
+                        let earlier = &mut votes[*at.get()];
+                        earlier.answer.clone_from(&vote.answer);
+                        earlier.at = vote.at;
+                    }
+                    std::collections::hash_map::Entry::Vacant(at) => {
+                        let position = next.entry(key).or_default();
+                        at.insert(votes.len());
+                        votes.push(VoteRow {
+                            position: *position,
+                            ..vote.clone()
+                        });
+                        *position += 1;
+                    }
+                }
+            }
+        }
+        if ballots.is_empty() {
+            tx.rollback().await?;
+            return Ok(verdicts
+                .into_iter()
+                .map(|v| Err(Failure::Store(v.err().unwrap_or(StoreError::Conflict))))
+                .collect());
+        }
+        let (counted_tenants, counted_ids, counts): (Vec<Uuid>, Vec<Uuid>, Vec<i64>) =
+            ballots.iter().map(|(&(t, m), &n)| (t, m, n)).fold(
+                (vec![], vec![], vec![]),
+                |(mut t, mut m, mut n), (a, b, c)| {
+                    t.push(a);
+                    m.push(b);
+                    n.push(c);
+                    (t, m, n)
+                },
+            );
+        let versions: Vec<(Uuid, Uuid, i64)> = self
+            .query_as(
+                "WITH base AS ( \
+                   SELECT k.t, k.m, (SELECT coalesce(max(v.position), -1) + 1 FROM votes v \
+                     WHERE v.tenant_id = k.t AND v.meeting_id = k.m) AS next \
+                   FROM UNNEST($1::uuid[], $2::uuid[]) AS k (t, m)), \
+                 put AS ( \
+                   INSERT INTO votes AS v (tenant_id, meeting_id, participant_id, \
+                   proposal_id, position, answer, at) \
+                   SELECT r.t, r.m, r.pa, r.pr, base.next + r.n, r.a, r.at \
+                   FROM UNNEST($4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::int8[], \
+                   $9::text[], $10::timestamptz[]) AS r (t, m, pa, pr, n, a, at), base \
+                   WHERE base.t = r.t AND base.m = r.m \
+                   ON CONFLICT (tenant_id, meeting_id, participant_id, proposal_id) \
+                   DO UPDATE SET answer = excluded.answer, at = excluded.at) \
+                 UPDATE meetings AS m SET version = m.version + k.n \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[]) AS k (t, m, n) \
+                 WHERE m.tenant_id = k.t AND m.id = k.m \
+                 RETURNING m.tenant_id, m.id, m.version",
+            )
+            .bind(&counted_tenants)
+            .bind(&counted_ids)
+            .bind(counts)
+            .bind(votes.iter().map(|v| v.tenant_id).collect::<Vec<_>>())
+            .bind(votes.iter().map(|v| v.meeting_id).collect::<Vec<_>>())
+            .bind(votes.iter().map(|v| v.participant_id).collect::<Vec<_>>())
+            .bind(votes.iter().map(|v| v.proposal_id).collect::<Vec<_>>())
+            .bind(votes.iter().map(|v| v.position).collect::<Vec<_>>())
+            .bind(votes.iter().map(|v| v.answer.clone()).collect::<Vec<_>>())
+            .bind(votes.iter().map(|v| v.at).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?;
+        self.enqueue_rows(&mut tx, &messages).await?;
+        let counted = distinct_keys(ballots.keys().copied());
+        let after: Vec<VoteRow> = self
+            .query_as(
+                "SELECT * FROM votes \
+                 WHERE tenant_id = ANY($1::uuid[]) AND meeting_id = ANY($2::uuid[])",
+            )
+            .bind(&counted.0)
+            .bind(&counted.1)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let versions: HashMap<Key, i64> =
+            versions.into_iter().map(|(t, m, v)| ((t, m), v)).collect();
+        let mut after_by_meeting: HashMap<Key, Vec<VoteRow>> = HashMap::new();
+        for vote in after {
+            after_by_meeting
+                .entry((vote.tenant_id, vote.meeting_id))
+                .or_default()
+                .push(vote);
+        }
+        Ok(batch
+            .iter()
+            .zip(verdicts)
+            .map(|(cast, verdict)| {
+                verdict.map_err(Failure::Store)?;
+                let key = (cast.rows.tenant_id, cast.rows.meeting_id);
+                let version = versions.get(&key).copied().ok_or_else(|| {
+                    Failure::Store(StoreError::Corrupt(format!("meeting {} lost", key.1)))
+                })?;
+                let votes = after_by_meeting.get(&key).cloned().unwrap_or_default();
+                tally(votes, version).map_err(Failure::Store)
+            })
+            .collect())
+    }
+}
+
 /// Participant rows as columns, for `UNNEST`.
 struct ParticipantColumns {
     id: Vec<Uuid>,
@@ -361,18 +668,36 @@ impl MeetingStore for PgStore {
     }
 
     async fn meeting(&self, tenant: TenantId, id: MeetingId) -> Result<Meeting, StoreError> {
-        let mut tx = self.read().await?;
-        let row: Option<MeetingRow> = self
-            .query_as("SELECT * FROM meetings WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.as_uuid())
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *tx)
+        let db = self.db.clone();
+        self.batches
+            .loads
+            .call((tenant.as_uuid(), id.as_uuid()), move |keys| {
+                let db = db.clone();
+                async move { db.load_batch(keys).await }
+            })
             .await
-            .map_err(store_error)?;
-        let row = row.ok_or(StoreError::NotFound)?;
-        let mut meetings = self.load_meetings(&mut tx, vec![row]).await?;
-        tx.commit().await.map_err(store_error)?;
-        meetings.pop().ok_or(StoreError::NotFound)
+            .unwrap_or_else(|Lost| Err(lost("the read")))
+    }
+
+    async fn cast_ballot(
+        &self,
+        ballot: &Ballot,
+        outbox: &[OutboxMessage],
+    ) -> Result<Tally, StoreError> {
+        let rows = BallotRows::of(ballot);
+        let messages = OutboxRow::of_all(outbox)?;
+        let tenants = tenants_of(rows.tenant_id, &messages);
+        let db = self.db.clone();
+        let result = self
+            .batches
+            .ballots
+            .call(Cast { rows, messages }, move |batch| {
+                let db = db.clone();
+                async move { db.cast_batch(batch).await }
+            })
+            .await
+            .unwrap_or_else(|Lost| Err(Failure::Store(lost("the ballot"))));
+        self.settle(result, &tenants).await
     }
 
     async fn update_meeting(

@@ -22,25 +22,7 @@ impl PgStore {
         conn: &mut PgConnection,
         rows: &[OutboxRow],
     ) -> Result<(), Failure> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        self.query(
-            "INSERT INTO outbox (tenant_id, id, key, kind, payload, state, attempts, created_at) \
-             SELECT t, i, k, kd, p, 'pending', 0, c \
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], \
-             $6::timestamptz[]) WITH ORDINALITY AS x (t, i, k, kd, p, c, n) ORDER BY n \
-             ON CONFLICT (tenant_id, key) DO NOTHING",
-        )
-        .bind(rows.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.kind.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        self.db.enqueue_rows(conn, rows).await
     }
 
     /// `NotFound` unless the message exists in the tenant.
@@ -225,5 +207,34 @@ impl AuditLog for PgStore {
             .await
             .map_err(store_error)?;
         rows.into_iter().map(AuditRow::into_entry).collect()
+    }
+}
+
+impl crate::Db {
+    /// Enqueues outbox rows in one statement (a key already enqueued is skipped).
+    pub(crate) async fn enqueue_rows(
+        &self,
+        conn: &mut PgConnection,
+        rows: &[OutboxRow],
+    ) -> Result<(), Failure> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.query(
+            "INSERT INTO outbox (tenant_id, id, key, kind, payload, state, attempts, created_at) \
+             SELECT t, i, k, kd, p, 'pending', 0, c \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], \
+             $6::timestamptz[]) WITH ORDINALITY AS x (t, i, k, kd, p, c, n) ORDER BY n \
+             ON CONFLICT (tenant_id, key) DO NOTHING",
+        )
+        .bind(rows.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.kind.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 }

@@ -17,8 +17,8 @@ use convene_domain::consent::{Grant, GrantSnapshot, GrantState, RevokedBy, Scope
 use convene_domain::email::EmailAddress;
 use convene_domain::ids::MeetingId;
 use convene_domain::meeting::{
-    BookedEvent, Meeting, MeetingSnapshot, MeetingState, MeetingTitle, Participant,
-    ParticipantKind, Proposal, Vote,
+    Ballot, BookedEvent, Meeting, MeetingSnapshot, MeetingState, MeetingTitle, Participant,
+    ParticipantKind, Proposal, Tally, Vote,
 };
 use convene_domain::outbox::OutboxMessage;
 use convene_domain::outbox::RetryDecision;
@@ -487,6 +487,72 @@ pub struct VoteRow {
     pub at: Micros,
 }
 
+impl VoteRow {
+    /// The vote back.
+    pub fn into_vote(self) -> Result<Vote, StoreError> {
+        Ok(Vote {
+            participant: self.participant_id.into(),
+            proposal: self.proposal_id.into(),
+            answer: names::parse_answer(&self.answer)?,
+            at: self.at.timestamp()?,
+        })
+    }
+}
+
+/// A ballot as vote rows, for [`MeetingStore::cast_ballot`](convene_domain::ports::MeetingStore::cast_ballot):
+/// `position` numbers the answers in the ballot's order from 0; a store places new votes
+/// after the meeting's last one by adding that one's position plus one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BallotRows {
+    /// Tenant of the meeting.
+    pub tenant_id: Uuid,
+    /// Meeting.
+    pub meeting_id: Uuid,
+    /// The round the answers are for.
+    pub round: i64,
+    /// The answers.
+    pub votes: Vec<VoteRow>,
+}
+
+impl BallotRows {
+    /// The rows of a ballot.
+    pub fn of(ballot: &Ballot) -> Self {
+        let (tenant_id, meeting_id) = (ballot.tenant.as_uuid(), ballot.meeting.as_uuid());
+        Self {
+            tenant_id,
+            meeting_id,
+            round: i64::from(ballot.round),
+            votes: ballot
+                .answers
+                .iter()
+                .zip(0..)
+                .map(|(&(proposal, answer), position)| VoteRow {
+                    tenant_id,
+                    meeting_id,
+                    participant_id: ballot.participant.as_uuid(),
+                    proposal_id: proposal.as_uuid(),
+                    position,
+                    answer: names::answer(answer).to_owned(),
+                    at: Micros::of(ballot.at),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What a store holds after a ballot: the meeting's vote rows (any order) and version.
+pub fn tally(mut votes: Vec<VoteRow>, version: i64) -> Result<Tally, StoreError> {
+    votes.sort_by_key(|v| v.position);
+    Ok(Tally {
+        votes: votes
+            .into_iter()
+            .map(VoteRow::into_vote)
+            .collect::<Result<_, _>>()?,
+        version: u64::try_from(version)
+            .map_err(|_| StoreError::Corrupt(format!("meeting version {version}")))?,
+    })
+}
+
 /// A meeting as rows: what a store writes and reads back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MeetingRows {
@@ -701,14 +767,7 @@ impl MeetingRows {
             .collect::<Result<Vec<_>, StoreError>>()?;
         let votes = votes
             .into_iter()
-            .map(|v| {
-                Ok(Vote {
-                    participant: v.participant_id.into(),
-                    proposal: v.proposal_id.into(),
-                    answer: names::parse_answer(&v.answer)?,
-                    at: v.at.timestamp()?,
-                })
-            })
+            .map(VoteRow::into_vote)
             .collect::<Result<Vec<_>, StoreError>>()?;
         let snapshot = MeetingSnapshot {
             id: m.id.into(),
@@ -773,10 +832,22 @@ pub fn assemble(
         .collect()
 }
 
-/// The `(tenant_id, id)` pairs of meeting rows, for loading their children in one query
-/// per child table.
+/// The distinct tenants and the distinct ids of meeting rows, for loading their
+/// children in one query per child table (`tenant_id = ANY(..) AND meeting_id = ANY(..)`,
+/// the children then matched to their meeting by both keys).
 pub fn meeting_keys(meetings: &[MeetingRow]) -> (Vec<Uuid>, Vec<Uuid>) {
-    meetings.iter().map(|m| (m.tenant_id, m.id)).unzip()
+    distinct_keys(meetings.iter().map(|m| (m.tenant_id, m.id)))
+}
+
+/// The distinct first and the distinct second halves of `(tenant, id)` pairs, each in
+/// ascending order: a planner estimates `= ANY(array)` by the array's length, so
+/// repeating one tenant per meeting would make it take an index for a poor one.
+pub fn distinct_keys(keys: impl IntoIterator<Item = (Uuid, Uuid)>) -> (Vec<Uuid>, Vec<Uuid>) {
+    let (tenants, ids): (
+        std::collections::BTreeSet<Uuid>,
+        std::collections::BTreeSet<Uuid>,
+    ) = keys.into_iter().unzip();
+    (tenants.into_iter().collect(), ids.into_iter().collect())
 }
 
 /// The ids of meetings, as stored.

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use convene_domain::email::EmailAddress;
 use convene_domain::ids::{MeetingId, TenantId, UserId};
-use convene_domain::meeting::Meeting;
+use convene_domain::meeting::{Ballot, Meeting, Tally};
 use convene_domain::outbox::OutboxMessage;
 use convene_domain::people::PersonName;
 use convene_domain::ports::{Erasure, ErasureStore, MeetingStore, Page, StoreError};
@@ -17,8 +17,8 @@ use convene_domain::time::Timestamp;
 use convene_sql::erasure::{ErasureRows, Needles, ScrubPlan};
 use convene_sql::errors::{Failure, store_error};
 use convene_sql::rows::{
-    MeetingRow, MeetingRows, OutboxRow, ParticipantRow, ProposalRow, VoteRow, assemble,
-    email_lower, meeting_ids, tenants_of,
+    BallotRows, MeetingRow, MeetingRows, OutboxRow, ParticipantRow, ProposalRow, VoteRow, assemble,
+    email_lower, meeting_ids, tally, tenants_of,
 };
 use convene_sql::{JsonText, Micros};
 use sqlx::SqliteConnection;
@@ -342,6 +342,71 @@ impl MeetingStore for SqliteStore {
         outbox: &[OutboxMessage],
     ) -> Result<(), StoreError> {
         self.save_meeting(meeting, outbox, false).await
+    }
+
+    async fn cast_ballot(
+        &self,
+        ballot: &Ballot,
+        outbox: &[OutboxMessage],
+    ) -> Result<Tally, StoreError> {
+        let rows = BallotRows::of(ballot);
+        let messages = OutboxRow::of_all(outbox)?;
+        let tenants = tenants_of(rows.tenant_id, &messages);
+        let result = async {
+            // The database has one writer: ballots on a meeting are counted one after
+            // the other, each over what the one before left.
+            let mut tx = self.write().await?;
+            let (tenant, meeting) = (rows.tenant_id, rows.meeting_id);
+            let polling: Option<(String, i64)> = self
+                .query_as("SELECT state, round FROM meetings WHERE tenant_id = ?1 AND id = ?2")
+                .bind(tenant)
+                .bind(meeting)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match polling {
+                None => return Err(Failure::Store(StoreError::NotFound)),
+                Some((state, round)) if state != "polling" || round != rows.round => {
+                    return Err(Failure::Store(StoreError::Conflict));
+                }
+                Some(_) => {}
+            }
+            self.query(
+                "INSERT INTO votes (tenant_id, meeting_id, participant_id, proposal_id, \
+                 position, answer, at) \
+                 SELECT ?1, ?2, unhex(j.value ->> 'participant_id', '-'), \
+                 unhex(j.value ->> 'proposal_id', '-'), \
+                 (SELECT coalesce(max(position), -1) + 1 FROM votes \
+                    WHERE tenant_id = ?1 AND meeting_id = ?2) + (j.value ->> 'position'), \
+                 j.value ->> 'answer', j.value ->> 'at' FROM json_each(?3) AS j WHERE true \
+                 ON CONFLICT (tenant_id, meeting_id, participant_id, proposal_id) DO UPDATE \
+                 SET answer = excluded.answer, at = excluded.at",
+            )
+            .bind(tenant)
+            .bind(meeting)
+            .bind(json_rows(&rows.votes)?)
+            .execute(&mut *tx)
+            .await?;
+            let (version,): (i64,) = self
+                .query_as(
+                    "UPDATE meetings SET version = version + 1 \
+                     WHERE tenant_id = ?1 AND id = ?2 RETURNING version",
+                )
+                .bind(tenant)
+                .bind(meeting)
+                .fetch_one(&mut *tx)
+                .await?;
+            self.enqueue_rows(&mut tx, &messages).await?;
+            let votes: Vec<VoteRow> = self
+                .query_as("SELECT * FROM votes WHERE tenant_id = ?1 AND meeting_id = ?2")
+                .bind(tenant)
+                .bind(meeting)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(tally(votes, version)?)
+        }
+        .await;
+        self.settle(result, &tenants).await
     }
 
     async fn meetings_organized_by(

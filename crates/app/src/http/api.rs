@@ -1,8 +1,6 @@
 //! The JSON API under `/api/v1`. Handlers translate: parse the body into domain values,
 //! call one use case, render a view. No rule lives here.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,9 +13,7 @@ use convene_domain::ids::{ApiTokenId, MeetingId, ProposalId};
 use convene_domain::meeting::{Answer, Attendance, GuestPass, MeetingTitle};
 use convene_domain::people::{Buffers, PersonName};
 use convene_domain::ports::Page;
-use convene_domain::service::{
-    AvailabilityRequest, BookingOutcome, Invitee, MeetingRequest, ServiceError,
-};
+use convene_domain::service::{AvailabilityRequest, Invitee, MeetingRequest};
 use convene_domain::time::{Interval, MeetingLength, SignedDuration, WeeklyHours, Zone};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -510,60 +506,8 @@ pub async fn vote(
     Body(body): Body<VoteBody>,
 ) -> Result<Json<MeetingView>> {
     let (id, answers) = (meeting_id(&id)?, answers(&body)?);
-    let (m, _) = vote_retrying(id, || app.scheduler.vote_as_user(&who, id, &answers)).await?;
+    let (m, _) = app.scheduler.vote_as_user(&who, id, &answers).await?;
     Ok(Json((&m).into()))
-}
-
-/// How long a vote keeps trying while others change the same meeting.
-const VOTE_CONTENTION_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The lock taking the votes on one meeting in turn, in this process.
-fn voting_turns(meeting: MeetingId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-    type Turns = HashMap<MeetingId, std::sync::Weak<tokio::sync::Mutex<()>>>;
-    static TURNS: std::sync::OnceLock<std::sync::Mutex<Turns>> = std::sync::OnceLock::new();
-    let mut turns = TURNS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    // Only meetings being voted on right now keep an entry.
-    turns.retain(|_, turn| turn.strong_count() > 0);
-    if let Some(turn) = turns.get(&meeting).and_then(std::sync::Weak::upgrade) {
-        return turn;
-    }
-    let turn = std::sync::Arc::new(tokio::sync::Mutex::new(()));
-    turns.insert(meeting, std::sync::Arc::downgrade(&turn));
-    turn
-}
-
-/// A vote on `meeting`. Guests answering one email at the same moment must all get their
-/// vote in, but each vote saves the whole meeting optimistically, so concurrent ones
-/// conflict and, retried in lockstep, all but a few would end in a 409. So the votes on
-/// one meeting take turns in this process (fairly: first come, first served), and a vote
-/// that still conflicts (with another process, or another kind of change; nothing was
-/// written) is tried again after a random pause whose ceiling doubles up to 100 ms, for at
-/// most five seconds.
-pub async fn vote_retrying<T, F, Fut>(
-    meeting: MeetingId,
-    mut vote: F,
-) -> std::result::Result<T, ServiceError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<T, ServiceError>>,
-{
-    let turns = voting_turns(meeting);
-    let _turn = turns.lock().await;
-    let started = std::time::Instant::now();
-    let mut ceiling_ms: u64 = 4;
-    loop {
-        match vote().await {
-            Err(ServiceError::Conflict) if started.elapsed() < VOTE_CONTENTION_BUDGET => {
-                let pause = u64::from(u16::from_be_bytes(random_bytes::<2>())) % (ceiling_ms + 1);
-                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-                ceiling_ms = (ceiling_ms * 2).min(100);
-            }
-            other => return other,
-        }
-    }
 }
 
 /// Checks a guest link.
@@ -607,8 +551,7 @@ pub async fn guest_vote(
 ) -> Result<Json<GuestView>> {
     let pass = guest_pass(&app, &token)?;
     let answers = answers(&body)?;
-    let (m, _outcome): (_, BookingOutcome) =
-        vote_retrying(pass.meeting, || app.scheduler.vote(&pass, &answers)).await?;
+    let (m, _) = app.scheduler.vote(&pass, &answers).await?;
     Ok(Json(guest_view(&m, &pass)))
 }
 

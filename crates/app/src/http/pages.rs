@@ -196,7 +196,7 @@ pub async fn guest_submit(
             )
         })
         .collect();
-    match super::api::vote_retrying(pass.meeting, || app.scheduler.vote(&pass, &answers)).await {
+    match app.scheduler.vote(&pass, &answers).await {
         Ok(_) => Redirect::to(&format!("/m/{token}?saved=1")).into_response(),
         Err(e) => problem_page(e.into()),
     }
@@ -258,7 +258,7 @@ pub async fn confirm_submit(
         );
     };
     let answers = [(id, Answer::Yes)];
-    match super::api::vote_retrying(pass.meeting, || app.scheduler.vote(&pass, &answers)).await {
+    match app.scheduler.vote(&pass, &answers).await {
         Ok(_) => Redirect::to(&format!("/m/{token}?saved=1")).into_response(),
         Err(e) => problem_page(e.into()),
     }

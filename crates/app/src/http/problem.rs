@@ -179,7 +179,7 @@ impl From<ServiceError> for Problem {
         let detail = e.to_string();
         match e {
             ServiceError::Meeting(m) => match m {
-                MeetingError::WrongState { .. } => Self::new(
+                MeetingError::WrongState { .. } | MeetingError::StaleBallot { .. } => Self::new(
                     S::CONFLICT,
                     "wrong-state",
                     "Not possible in this state",

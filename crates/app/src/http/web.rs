@@ -495,6 +495,10 @@ fn done_label(done: Option<&str>) -> Option<&'static str> {
             Some("That time was taken and nothing else fits. Reschedule in a wider window.")
         }
         "waiting" => Some("Still waiting for answers."),
+        "decided" => Some("The last answers came in meanwhile and decided the meeting."),
+        "deferred" => Some(
+            "Everyone has answered, but your calendar could not be read to book: Convene books as soon as it answers.",
+        ),
         "rescheduled" => Some("New times were proposed."),
         "cancelled" => Some("The meeting is cancelled; everyone is told."),
         _ => None,
@@ -553,6 +557,8 @@ pub async fn book(
                 BookingOutcome::Reproposed { .. } => "reproposed",
                 BookingOutcome::NoCommonSlot => "no_common_slot",
                 BookingOutcome::Waiting => "waiting",
+                BookingOutcome::AlreadyDecided => "decided",
+                BookingOutcome::Deferred => "deferred",
             };
             Redirect::to(&format!("/meetings/{id}?done={done}")).into_response()
         }

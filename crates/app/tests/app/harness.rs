@@ -288,24 +288,41 @@ pub(crate) async fn problem(r: reqwest::Response, status: StatusCode) -> Value {
     body
 }
 
-/// A file SQLite database in `dir`, migrated, holding a copy of every tenant, user,
-/// grant and credentials of the world's memory store: the people the world's fixtures
-/// made, on a real database.
+/// A SQLite store in `dir` holding the world's tenants, users, grants and credentials.
 pub(crate) async fn sqlite_copy_of(world: &World, dir: &std::path::Path) -> Arc<dyn Store> {
-    let ring = convene_crypto::KeyRing::parse(
-        &convene_crypto::KeyRing::generate_key_text("t").unwrap(),
-        "t",
-    )
-    .unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.join("convene.db").display());
-    let sqlite = convene_sqlite::SqliteStore::connect(&url, ring)
+    let sqlite = convene_sqlite::SqliteStore::connect(&url, test_ring())
         .await
         .unwrap();
     sqlite.migrate().await.unwrap();
+    copy_world(world, &sqlite).await;
+    Arc::new(sqlite)
+}
+
+/// A PostgreSQL store on `url` (migrated here) holding the world's tenants, users,
+/// grants and credentials.
+pub(crate) async fn postgres_copy_of(world: &World, url: &str) -> Arc<dyn Store> {
+    let pg = convene_postgres::PgStore::connect(url, test_ring())
+        .await
+        .unwrap();
+    pg.migrate().await.unwrap();
+    copy_world(world, &pg).await;
+    Arc::new(pg)
+}
+
+fn test_ring() -> convene_crypto::KeyRing {
+    convene_crypto::KeyRing::parse(
+        &convene_crypto::KeyRing::generate_key_text("t").unwrap(),
+        "t",
+    )
+    .unwrap()
+}
+
+/// Copies the world's tenants, users, grants and credentials into `to`.
+async fn copy_world(world: &World, to: &dyn Store) {
     let from = &world.store;
     for id in from.tenant_ids().await.unwrap() {
-        sqlite
-            .insert_tenant(&from.tenant(id).await.unwrap())
+        to.insert_tenant(&from.tenant(id).await.unwrap())
             .await
             .unwrap();
         let everyone = Page {
@@ -314,15 +331,57 @@ pub(crate) async fn sqlite_copy_of(world: &World, dir: &std::path::Path) -> Arc<
         };
         let users = from.list_users(id, everyone).await.unwrap();
         for u in &users {
-            sqlite.insert_user(u).await.unwrap();
+            to.insert_user(u).await.unwrap();
         }
         let ids: Vec<_> = users.iter().map(|u| u.id).collect();
         for grant in from.grants_of(id, &ids).await.unwrap() {
-            sqlite.save_grant(&grant, &[]).await.unwrap();
+            to.save_grant(&grant, &[]).await.unwrap();
             if let Some(c) = from.credentials(id, grant.id()).await.unwrap() {
-                sqlite.put_credentials(id, grant.id(), &c).await.unwrap();
+                to.put_credentials(id, grant.id(), &c).await.unwrap();
             }
         }
     }
-    Arc::new(sqlite)
+}
+
+/// A database of its own on the `DATABASE_URL` server, dropped afterwards.
+pub(crate) struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    /// Its URL.
+    pub(crate) url: String,
+}
+
+impl ScratchDatabase {
+    pub(crate) async fn create(admin_url: &str, label: &str) -> Self {
+        let name = format!("convene_{label}_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = <sqlx::postgres::PgConnection as sqlx::Connection>::connect(admin_url)
+            .await
+            .expect("DATABASE_URL connects");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("CREATE DATABASE");
+        let mut url = url::Url::parse(admin_url).expect("DATABASE_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        let url = url.to_string();
+        Self {
+            admin_url: admin_url.to_owned(),
+            name,
+            url,
+        }
+    }
+
+    pub(crate) async fn drop_it(self) {
+        let mut admin =
+            <sqlx::postgres::PgConnection as sqlx::Connection>::connect(&self.admin_url)
+                .await
+                .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
 }

@@ -1,5 +1,6 @@
 //! Races, over HTTP against the real server on a multi-threaded runtime, over the memory
-//! store and over a SQLite file (one writer, several readers: the real thing). A hundred
+//! store, over a SQLite file (one writer, several readers: the real thing) and over
+//! PostgreSQL (where concurrent votes share batched transactions). A hundred
 //! guests vote at the same instant, then the organizer presses "book" twenty times at
 //! once: every vote the server accepted is in the meeting, exactly one booking wins,
 //! and the worker then creates exactly one calendar event and sends each participant
@@ -19,7 +20,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
-use super::harness::{TestApp, problem, sqlite_copy_of};
+use super::binary::peer_present;
+use super::harness::{ScratchDatabase, TestApp, postgres_copy_of, problem, sqlite_copy_of};
 
 const VOTERS: usize = 100;
 const BOOKINGS: usize = 20;
@@ -230,4 +232,25 @@ async fn a_hundred_votes_and_twenty_bookings_at_once_over_sqlite() {
     let store = sqlite_copy_of(&world, dir.path()).await;
     let app = TestApp::spawn_on(world, store, AdminGate::default()).await;
     votes_and_bookings_race(app, ada).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_votes_and_twenty_bookings_at_once_over_postgresql() {
+    let url = std::env::var("DATABASE_URL").ok();
+    if !peer_present("PostgreSQL (DATABASE_URL)", url.is_some()) {
+        return;
+    }
+    let scratch = ScratchDatabase::create(&url.unwrap(), "races").await;
+    let target = scratch.url.clone();
+    let outcome = tokio::spawn(async move {
+        let (world, ada) = world();
+        let store = postgres_copy_of(&world, &target).await;
+        let app = TestApp::spawn_on(world, store, AdminGate::default()).await;
+        votes_and_bookings_race(app, ada).await;
+    })
+    .await;
+    scratch.drop_it().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }

@@ -3,8 +3,8 @@
 use crate::audit::Actor;
 use crate::ids::{MeetingId, ProposalId, TenantId, UserId};
 use crate::meeting::{
-    Answer, BookedEvent, Decision, GuestPass, Meeting, MeetingDraft, MeetingError, MeetingState,
-    Proposal,
+    Answer, Ballot, BookedEvent, Decision, GuestPass, Meeting, MeetingDraft, MeetingError,
+    MeetingState, Proposal,
 };
 use crate::outbox::AnalyticsKind;
 use crate::people::User;
@@ -198,7 +198,7 @@ impl Scheduler {
             pass.tenant,
             pass.meeting,
             Actor::Guest(pass.participant),
-            |m, now| m.vote_with_pass(pass, answers, now),
+            |m, now| m.ballot_with_pass(pass, answers, now),
         )
         .await
     }
@@ -212,7 +212,7 @@ impl Scheduler {
         answers: &[(ProposalId, Answer)],
     ) -> Result<(Meeting, BookingOutcome), ServiceError> {
         self.voting(who.tenant, meeting, Actor::User(who.user), |m, now| {
-            m.vote_as_user(who.user, answers, now)
+            m.ballot_as_user(who.user, answers, now)
         })
         .await
         .map_err(|e| match e {
@@ -223,19 +223,22 @@ impl Scheduler {
         })
     }
 
+    /// Counts one voter's ballot without saving the rest of the meeting, so that voters
+    /// never wait for each other; the ballot is retried on a fresh copy only when the
+    /// meeting moved to another round or state meanwhile. When the votes are then all in,
+    /// the poll is decided on fresh state ([`Scheduler::conclude`]).
     async fn voting(
         &self,
         tenant: TenantId,
         id: MeetingId,
         voter: Actor,
-        cast: impl Fn(&mut Meeting, Timestamp) -> Result<Decision, MeetingError>,
+        ballot: impl Fn(&Meeting, Timestamp) -> Result<Ballot, MeetingError>,
     ) -> Result<(Meeting, BookingOutcome), ServiceError> {
         let mut attempt = 0;
         loop {
             let now = self.ports.clock.now();
             let mut m = self.load(tenant, id).await?;
-            let decision = cast(&mut m, now)?;
-            let organizer = self.store().user(tenant, m.organizer()).await?;
+            let ballot = ballot(&m, now)?;
             let mut effects = Effects::new(self, tenant);
             let subject = match voter {
                 Actor::Guest(p) => format!("{id}:{p}:{now}"),
@@ -248,16 +251,92 @@ impl Scheduler {
                 subject,
                 &[("round", m.round().into())],
             );
-            let outcome = match decision {
-                Decision::Waiting { .. } => BookingOutcome::Waiting,
-                Decision::NoAgreement => {
-                    m.give_up(now)?;
-                    effects.no_common_slot(&m, &organizer);
-                    BookingOutcome::NoCommonSlot
+            match self.store().cast_ballot(&ballot, &effects.messages).await {
+                Ok(tally) => {
+                    return match m.tallied(tally) {
+                        Decision::Waiting { .. } => Ok((m, BookingOutcome::Waiting)),
+                        Decision::Book(_) | Decision::NoAgreement => {
+                            match self.conclude(tenant, id).await {
+                                Err(ServiceError::CalendarUnavailable) => {
+                                    self.defer(tenant, id, now).await
+                                }
+                                decided => decided,
+                            }
+                        }
+                    };
                 }
+                Err(crate::ports::StoreError::Conflict)
+                    if attempt < self.policy.conflict_retries =>
+                {
+                    attempt += 1
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The votes are all in (and counted), but the organizer's calendar could not be read
+    /// to book: the poll becomes due now, so that the worker's sweep of due polls decides
+    /// it as soon as the calendar answers ([`Scheduler::expire_due`]). Should even this
+    /// save fail, the poll is still decided by the sweep at its deadline.
+    async fn defer(
+        &self,
+        tenant: TenantId,
+        id: MeetingId,
+        now: Timestamp,
+    ) -> Result<(Meeting, BookingOutcome), ServiceError> {
+        let mut attempt = 0;
+        loop {
+            let mut m = self.load(tenant, id).await?;
+            if m.decide_by(now).is_err() {
+                return Ok((m, BookingOutcome::AlreadyDecided));
+            }
+            match self.store().update_meeting(&m, &[]).await {
+                Ok(()) => {
+                    m.saved();
+                    return Ok((m, BookingOutcome::Deferred));
+                }
+                Err(crate::ports::StoreError::Conflict)
+                    if attempt < self.policy.conflict_retries =>
+                {
+                    attempt += 1
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Decides a poll whose votes are all in: books the best proposal every required
+    /// participant accepts (after reading connected calendars again), or tells the
+    /// organizer that none suits. Of concurrent calls (two last votes at once), one
+    /// decides and the others get [`BookingOutcome::AlreadyDecided`].
+    async fn conclude(
+        &self,
+        tenant: TenantId,
+        id: MeetingId,
+    ) -> Result<(Meeting, BookingOutcome), ServiceError> {
+        let mut attempt = 0;
+        loop {
+            let now = self.ports.clock.now();
+            let mut m = self.load(tenant, id).await?;
+            if !matches!(m.state(), MeetingState::Polling { .. }) {
+                return Ok((m, BookingOutcome::AlreadyDecided));
+            }
+            let decision = m.decision();
+            if let Decision::Waiting { .. } = decision {
+                return Ok((m, BookingOutcome::Waiting));
+            }
+            let organizer = self.store().user(tenant, m.organizer()).await?;
+            let mut effects = Effects::new(self, tenant);
+            let outcome = match decision {
                 Decision::Book(p) => {
                     self.book_checked(&mut m, p, &organizer, &mut effects, false, now)
                         .await?
+                }
+                Decision::NoAgreement | Decision::Waiting { .. } => {
+                    m.give_up(now)?;
+                    effects.no_common_slot(&m, &organizer);
+                    BookingOutcome::NoCommonSlot
                 }
             };
             match self.store().update_meeting(&m, &effects.messages).await {
@@ -555,13 +634,25 @@ impl Scheduler {
         }
     }
 
-    /// Closes the tenant's polls past their deadline and tells their organizers.
-    /// Returns how many were closed. A poll changed concurrently is left for the next run.
+    /// Closes the tenant's polls past their deadline and tells their organizers; a due
+    /// poll whose votes are all in is decided instead (booked, or no common slot), or left
+    /// for the next run while the organizer's calendar cannot be read. Returns how many
+    /// were closed. A poll changed concurrently is left for the next run.
     pub async fn expire_due(&self, tenant: TenantId) -> Result<usize, ServiceError> {
         let now = self.ports.clock.now();
         let mut closed = 0;
         for id in self.store().polls_due(tenant, now, 100).await? {
             let mut m = self.load(tenant, id).await?;
+            if !matches!(m.decision(), Decision::Waiting { .. }) {
+                // Everyone answered, but the poll could not be decided then: decide it
+                // now, or at the next sweep if the organizer's calendar still cannot be read.
+                match self.conclude(tenant, id).await {
+                    Ok(_) => closed += 1,
+                    Err(ServiceError::CalendarUnavailable) => {}
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
             if m.expire(now).is_err() {
                 continue;
             }

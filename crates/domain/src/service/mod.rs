@@ -201,6 +201,12 @@ pub enum BookingOutcome {
     NoCommonSlot,
     /// Still waiting for votes.
     Waiting,
+    /// The votes were all in, but another call (a vote at the same moment) decided the
+    /// poll first; the meeting tells how.
+    AlreadyDecided,
+    /// The votes are all in and counted, but the organizer's calendar could not be read
+    /// to book: the poll is due now, and the worker decides it once the calendar answers.
+    Deferred,
 }
 
 /// The ports a [`Scheduler`] works through.

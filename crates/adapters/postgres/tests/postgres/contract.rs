@@ -49,3 +49,8 @@ async fn outbox(pool: PgPool) {
 async fn tenant_admin(pool: PgPool) {
     contract::tenant_admin(store(pool).as_ref()).await;
 }
+
+#[sqlx::test(migrations = "../../../migrations/postgres")]
+async fn ballots(pool: PgPool) {
+    contract::ballots(store(pool).as_ref()).await;
+}

@@ -64,3 +64,8 @@ async fn all_suites_on_files() {
 async fn tenant_admin() {
     contract::tenant_admin(store().await.as_ref()).await;
 }
+
+#[tokio::test]
+async fn ballots() {
+    contract::ballots(store().await.as_ref()).await;
+}
