@@ -100,6 +100,18 @@ fn main() {
     }
 }
 
+/// Gives PostgreSQL's planner the statistics of the rows just written, as autovacuum
+/// keeps them on a live database (it analyses a table after 10 % of it changed, within a
+/// minute): without them the planner takes tables filled since the last analysis for
+/// empty, and scans them whole instead of using their indexes.
+async fn analyze(served: &Served) -> anyhow::Result<()> {
+    sqlx::query("ANALYZE")
+        .execute(served.store.pool())
+        .await
+        .context("ANALYZE")?;
+    Ok(())
+}
+
 /// Creates the scratch database, runs the benchmark in it, and drops it whatever happened.
 async fn run(url: &str) -> anyhow::Result<()> {
     let scratch = format!("convene_load_{}", std::process::id());
@@ -288,6 +300,7 @@ async fn bench(url: String) -> anyhow::Result<()> {
     let organizer = user(&served.store, &tenant, "organizer@load.test").await?;
     let started = Instant::now();
     let votes = Arc::new(vote_targets(&served, &organizer).await?);
+    analyze(&served).await?;
     println!(
         "set-up: {MEETINGS} meetings × {GUESTS} email guests created through the scheduler in {:.1} s; {} guests vote (the first guest of each meeting never does, so polls stay open)",
         started.elapsed().as_secs_f64(),
@@ -303,6 +316,8 @@ async fn bench(url: String) -> anyhow::Result<()> {
         })
     };
     load(CONNECTIONS, WARM_UP, u64::MAX, &post).await;
+    // Now that votes exist, so do their statistics.
+    analyze(&served).await?;
     let queries = served.store.queries();
     let figures = load(CONNECTIONS, VOTING, MAX_VOTES, &post).await;
     let per_request = (served.store.queries() - queries) as f64 / figures.requests().max(1) as f64;
@@ -320,6 +335,7 @@ async fn bench(url: String) -> anyhow::Result<()> {
 
     // Availability.
     let (token, body) = availability_request(&served, &tenant).await?;
+    analyze(&served).await?;
     served.google.set_latency(Some(PROVIDER_LATENCY));
     served.microsoft.set_latency(Some(PROVIDER_LATENCY));
     let ask = {
