@@ -1,5 +1,7 @@
-//! The background worker: drains the outbox with the retry policy, expires polls past
-//! their deadline, purges sessions past their lifetime, and checks every calendar grant
+//! The background worker: drains the outbox with the retry policy, closes polls past
+//! their deadline (expired, or decided when their votes are all in: a last vote that
+//! found the organizer's calendar unreadable makes its poll due at once), purges
+//! sessions past their lifetime, and checks every calendar grant
 //! with its provider every `worker.grant_check_interval`. Several workers (in several
 //! processes) share the outbox; each message is claimed by one at a time. Several may
 //! check grants at once: a refresh is idempotent, and a refused grant's user is told once
@@ -112,13 +114,14 @@ impl Worker {
         Ok(batch.len())
     }
 
-    /// Expires due polls in every tenant and purges sessions past their lifetime.
+    /// Closes due polls in every tenant (expired, or decided when everyone answered) and
+    /// purges sessions past their lifetime.
     pub async fn housekeeping(&self) -> Result<(), StoreError> {
         for tenant in self.store.tenant_ids().await? {
             match self.scheduler.expire_due(tenant).await {
-                Ok(n) if n > 0 => tracing::info!(%tenant, expired = n, "polls expired"),
+                Ok(n) if n > 0 => tracing::info!(%tenant, closed = n, "due polls closed"),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(%tenant, error = %e, "expiring polls failed"),
+                Err(e) => tracing::warn!(%tenant, error = %e, "closing due polls failed"),
             }
         }
         let now = self.clock.now();
