@@ -14,6 +14,7 @@ use crate::outbox::AnalyticsKind;
 use crate::people::{Buffers, PersonName, User};
 use crate::ports::CalendarError;
 use crate::slots::{Availability, SlotQuery};
+use crate::tenant::TenantSettings;
 use crate::time::{Interval, SignedDuration, Timestamp, WeeklyHours};
 
 use super::effects::Effects;
@@ -34,10 +35,10 @@ impl Scheduler {
     pub(super) async fn resolve_invitees(
         &self,
         organizer: &User,
+        settings: &TenantSettings,
         invitees: &[Invitee],
     ) -> Result<Vec<Participant>, ServiceError> {
         let emails: Vec<EmailAddress> = invitees.iter().filter_map(|i| i.email.clone()).collect();
-        let settings = self.store().tenant(organizer.tenant).await?.settings;
         let members: HashMap<String, User> = self
             .store()
             .users_by_emails(organizer.tenant, &emails)
@@ -248,28 +249,31 @@ impl Scheduler {
         Ok(Gathered { availability })
     }
 
-    /// The slot query for a gathering: the minimum notice is the organizer's tenant's,
-    /// or the server's when the tenant has none.
-    pub(super) async fn slot_query(
+    /// The minimum notice for the organizer's tenant: its own, or the server's when the
+    /// tenant has none.
+    pub(super) fn min_notice(&self, settings: &TenantSettings) -> SignedDuration {
+        settings.min_notice.unwrap_or(self.policy.min_notice)
+    }
+
+    /// The slot query for a gathering, for slots starting at `earliest_start` or later.
+    pub(super) fn slot_query(
         &self,
         organizer: &User,
         availability: Vec<Availability>,
         window: Interval,
         duration: crate::time::MeetingLength,
         limit: usize,
-        now: Timestamp,
-    ) -> Result<SlotQuery, ServiceError> {
-        let tenant = self.store().tenant(organizer.tenant).await?;
-        let notice = tenant.settings.min_notice.unwrap_or(self.policy.min_notice);
-        Ok(SlotQuery {
+        earliest_start: Timestamp,
+    ) -> SlotQuery {
+        SlotQuery {
             window,
             duration,
             granularity: self.policy.granularity,
             organizer_zone: organizer.zone.clone(),
-            earliest_start: now + notice,
+            earliest_start,
             participants: availability,
             limit,
-        })
+        }
     }
 
     /// The organizer's calendar that can take the booking: an active grant with the

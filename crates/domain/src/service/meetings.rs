@@ -28,7 +28,10 @@ impl Scheduler {
     ) -> Result<Vec<Candidate>, ServiceError> {
         let now = self.ports.clock.now();
         let organizer = self.organizer(who).await?;
-        let mut participants = self.resolve_invitees(&organizer, &request.invitees).await?;
+        let settings = self.store().tenant(who.tenant).await?.settings;
+        let mut participants = self
+            .resolve_invitees(&organizer, &settings, &request.invitees)
+            .await?;
         let draft = MeetingDraft {
             id: MeetingId::from_uuid(uuid::Uuid::nil()),
             tenant: who.tenant,
@@ -49,16 +52,14 @@ impl Scheduler {
             )
             .await?;
         let limit = request.limit.clamp(1, Meeting::MAX_PROPOSALS * 5);
-        let query = self
-            .slot_query(
-                &organizer,
-                gathered.availability,
-                request.window,
-                request.duration,
-                limit,
-                now,
-            )
-            .await?;
+        let query = self.slot_query(
+            &organizer,
+            gathered.availability,
+            request.window,
+            request.duration,
+            limit,
+            now + self.min_notice(&settings),
+        );
         Ok(find_slots(&query))
     }
 
@@ -72,7 +73,10 @@ impl Scheduler {
     ) -> Result<Meeting, ServiceError> {
         let now = self.ports.clock.now();
         let organizer = self.organizer(who).await?;
-        let mut participants = self.resolve_invitees(&organizer, &request.invitees).await?;
+        let settings = self.store().tenant(who.tenant).await?.settings;
+        let mut participants = self
+            .resolve_invitees(&organizer, &settings, &request.invitees)
+            .await?;
         let id: MeetingId = self.ports.ids.new_id();
         let draft = |participants| MeetingDraft {
             id,
@@ -93,16 +97,14 @@ impl Scheduler {
                 request.window,
             )
             .await?;
-        let query = self
-            .slot_query(
-                &organizer,
-                gathered.availability,
-                request.window,
-                request.duration,
-                self.policy.proposals,
-                now,
-            )
-            .await?;
+        let query = self.slot_query(
+            &organizer,
+            gathered.availability,
+            request.window,
+            request.duration,
+            self.policy.proposals,
+            now + self.min_notice(&settings),
+        );
         let candidates = find_slots(&query);
         let mut effects = Effects::new(self, who.tenant);
         let meeting = if candidates.is_empty() {
@@ -413,17 +415,15 @@ impl Scheduler {
             return Ok(BookingOutcome::Waiting);
         }
         let slot = m.proposal(proposal)?.slot;
-        let mut check = self
-            .slot_query(
-                organizer,
-                gathered.availability.clone(),
-                slot,
-                m.duration(),
-                1,
-                now,
-            )
-            .await?;
-        check.earliest_start = now;
+        // The slot was offered with notice; booking it now needs none.
+        let check = self.slot_query(
+            organizer,
+            gathered.availability.clone(),
+            slot,
+            m.duration(),
+            1,
+            now,
+        );
         if feasible_slots(&check).iter().any(|c| c.slot == slot) {
             let booking = m.book(proposal, now)?;
             let calendar = self.write_access(organizer).await?.is_some();
@@ -432,16 +432,15 @@ impl Scheduler {
         }
         // Taken meanwhile: propose again from what the calendars say now.
         let window = m.window();
-        let query = self
-            .slot_query(
-                organizer,
-                gathered.availability,
-                window,
-                m.duration(),
-                self.policy.proposals,
-                now,
-            )
-            .await?;
+        let settings = self.store().tenant(organizer.tenant).await?.settings;
+        let query = self.slot_query(
+            organizer,
+            gathered.availability,
+            window,
+            m.duration(),
+            self.policy.proposals,
+            now + self.min_notice(&settings),
+        );
         let candidates = find_slots(&query);
         if candidates.is_empty() {
             m.give_up(now)?;
@@ -544,16 +543,15 @@ impl Scheduler {
                     m.demote_to_email_guest(user);
                 }
             }
-            let query = self
-                .slot_query(
-                    &organizer,
-                    gathered.availability,
-                    target,
-                    m.duration(),
-                    self.policy.proposals,
-                    now,
-                )
-                .await?;
+            let settings = self.store().tenant(who.tenant).await?.settings;
+            let query = self.slot_query(
+                &organizer,
+                gathered.availability,
+                target,
+                m.duration(),
+                self.policy.proposals,
+                now + self.min_notice(&settings),
+            );
             let candidates = find_slots(&query);
             if candidates.is_empty() {
                 return Err(ServiceError::NoCommonSlot);
