@@ -10,8 +10,8 @@ use convene_domain::ports::{
 };
 use convene_postgres::PgStore;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection as _, PgPool};
 
 use crate::common::{ring, store};
 use crate::scenarios;
@@ -192,6 +192,40 @@ async fn fifty_concurrent_bookings_have_one_winner(
         .await
         .expect("a pool");
     scenarios::racing_bookings(store(pool), 50).await;
+}
+
+#[sqlx::test(migrations = "../../../migrations/postgres")]
+async fn connections_that_died_while_idle_are_replaced_unnoticed(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // The store's own pool: it trusts a connection used in the last half second and
+    // tests one idle for longer, as after a restart of the server or a proxy's timeout.
+    let store = PgStore::connect_with(connect.clone(), ring(&[("k1", 1)]))
+        .await
+        .expect("a store");
+    let busy: Vec<_> = (0..4).map(|_| store.ping()).collect();
+    for answer in futures::future::join_all(busy).await {
+        answer.expect("the pool's connections work");
+    }
+    let mut admin = sqlx::PgConnection::connect_with(&connect)
+        .await
+        .expect("a connection of its own");
+    let killed: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .expect("terminate");
+    assert!(!killed.is_empty(), "the pool's connections were found");
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    for _ in 0..8 {
+        store
+            .ping()
+            .await
+            .expect("a dead idle connection is replaced, not handed out");
+    }
 }
 
 #[sqlx::test(migrations = "../../../migrations/postgres")]
