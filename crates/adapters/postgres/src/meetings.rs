@@ -535,7 +535,7 @@ impl Db {
             );
         let versions: Vec<(Uuid, Uuid, i64)> = self
             .query_as(
-                "WITH base AS ( \
+                "WITH base AS MATERIALIZED ( \
                    SELECT k.t, k.m, (SELECT coalesce(max(v.position), -1) + 1 FROM votes v \
                      WHERE v.tenant_id = k.t AND v.meeting_id = k.m) AS next \
                    FROM UNNEST($1::uuid[], $2::uuid[]) AS k (t, m)), \
