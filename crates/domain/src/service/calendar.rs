@@ -31,13 +31,14 @@ impl Scheduler {
     /// Turns the organizer's invitees into participants: an active user of the tenant is
     /// connected, anyone else with an email is an email guest, a name alone is a link
     /// guest. The organizer comes first. People outside the tenant must be admitted by
-    /// the tenant's guest policy.
+    /// the tenant's guest policy. Also returns the connected participants' users, so
+    /// that [`Scheduler::gather`] need not read them again.
     pub(super) async fn resolve_invitees(
         &self,
         organizer: &User,
         settings: &TenantSettings,
         invitees: &[Invitee],
-    ) -> Result<Vec<Participant>, ServiceError> {
+    ) -> Result<(Vec<Participant>, HashMap<UserId, User>), ServiceError> {
         let emails: Vec<EmailAddress> = invitees.iter().filter_map(|i| i.email.clone()).collect();
         let members: HashMap<String, User> = self
             .store()
@@ -104,7 +105,8 @@ impl Scheduler {
             };
             participants.push(participant);
         }
-        Ok(participants)
+        let known = users.into_values().map(|u| (u.id, u)).collect();
+        Ok((participants, known))
     }
 
     /// Reads the free/busy of every connected participant over `window`, concurrently
@@ -112,7 +114,8 @@ impl Scheduler {
     /// whose calendar cannot be read becomes an email guest, so they are asked instead
     /// of silently assumed free; the organizer's unreadable calendar fails the request,
     /// unless they simply have none connected. Free/busy lives only in the returned
-    /// value: it is never stored.
+    /// value: it is never stored. `known` holds users this use case has already read
+    /// (fresh): only the others are read.
     pub(super) async fn gather(
         &self,
         actor: Actor,
@@ -120,17 +123,26 @@ impl Scheduler {
         organizer: &User,
         participants: &mut [Participant],
         window: Interval,
+        known: HashMap<UserId, User>,
     ) -> Result<Gathered, ServiceError> {
         let tenant = organizer.tenant;
         let ids: Vec<UserId> = participants.iter().filter_map(Participant::user).collect();
-        let mut users: HashMap<UserId, User> = self
-            .store()
-            .users(tenant, &ids)
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u))
-            .collect();
+        let mut users = known;
         users.insert(organizer.id, organizer.clone());
+        let unknown: Vec<UserId> = ids
+            .iter()
+            .copied()
+            .filter(|id| !users.contains_key(id))
+            .collect();
+        if !unknown.is_empty() {
+            users.extend(
+                self.store()
+                    .users(tenant, &unknown)
+                    .await?
+                    .into_iter()
+                    .map(|u| (u.id, u)),
+            );
+        }
         // Deactivated users' grants are not used: they are asked by email instead.
         let grants: Vec<Grant> = self
             .store()

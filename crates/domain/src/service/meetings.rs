@@ -1,5 +1,7 @@
 //! Meeting use cases: availability, create, vote, book, reschedule, cancel, expire.
 
+use std::collections::HashMap;
+
 use crate::audit::Actor;
 use crate::ids::{MeetingId, ProposalId, TenantId, UserId};
 use crate::meeting::{
@@ -29,7 +31,7 @@ impl Scheduler {
         let now = self.ports.clock.now();
         let organizer = self.organizer(who).await?;
         let settings = self.store().tenant(who.tenant).await?.settings;
-        let mut participants = self
+        let (mut participants, known) = self
             .resolve_invitees(&organizer, &settings, &request.invitees)
             .await?;
         let draft = MeetingDraft {
@@ -49,6 +51,7 @@ impl Scheduler {
                 &organizer,
                 &mut participants,
                 request.window,
+                known,
             )
             .await?;
         let limit = request.limit.clamp(1, Meeting::MAX_PROPOSALS * 5);
@@ -74,7 +77,7 @@ impl Scheduler {
         let now = self.ports.clock.now();
         let organizer = self.organizer(who).await?;
         let settings = self.store().tenant(who.tenant).await?.settings;
-        let mut participants = self
+        let (mut participants, known) = self
             .resolve_invitees(&organizer, &settings, &request.invitees)
             .await?;
         let id: MeetingId = self.ports.ids.new_id();
@@ -95,6 +98,7 @@ impl Scheduler {
                 &organizer,
                 &mut participants,
                 request.window,
+                known,
             )
             .await?;
         let query = self.slot_query(
@@ -481,6 +485,7 @@ impl Scheduler {
                 organizer,
                 &mut participants,
                 m.window(),
+                HashMap::new(),
             )
             .await?;
         let demoted: Vec<UserId> = m
@@ -534,6 +539,7 @@ impl Scheduler {
                     &organizer,
                     &mut participants,
                     target,
+                    HashMap::new(),
                 )
                 .await?;
             for (before, after) in m.participants().to_vec().iter().zip(&participants) {
