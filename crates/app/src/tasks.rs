@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use convene_domain::audit::{Actor, AuditAction, AuditEntry};
+use convene_domain::audit::{Actor, AuditAction, AuditEntry, AuditFrom};
 use convene_domain::email::EmailAddress;
 use convene_domain::ids::TenantId;
 use convene_domain::ports::Clock;
@@ -163,16 +163,14 @@ pub async fn export_audit(config: Config, since: &str) -> anyhow::Result<()> {
     let database = Database::open(&config.database_url, key_ring(&config)?).await?;
     let store = database.store();
     for tenant in store.tenant_ids().await? {
-        let mut from = since;
+        let mut from = AuditFrom::since(since);
         loop {
             let rows = store.entries(tenant, from, 1000).await?;
             for row in &rows {
                 println!("{}", serde_json::to_string(row)?);
             }
             match rows.last() {
-                Some(last) if rows.len() == 1000 => {
-                    from = last.at + jiff::SignedDuration::from_micros(1)
-                }
+                Some(last) if rows.len() == 1000 => from = AuditFrom::after(last),
                 _ => break,
             }
         }

@@ -121,6 +121,48 @@ pub struct AuditEntry {
     pub source: Option<IpAddr>,
 }
 
+impl AuditEntry {
+    /// The order of the log: by instant, then by id (many rows share an instant: one
+    /// availability request audits each calendar it read).
+    pub fn position(&self) -> (Timestamp, AuditId) {
+        (self.at, self.id)
+    }
+}
+
+/// Where a page of the audit log starts. Pages follow [`AuditEntry::position`]; the
+/// next page starts [`AuditFrom::after`] the last row of the one before, so no row is
+/// skipped or repeated however many share an instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditFrom {
+    /// Rows at or after this instant…
+    pub since: Timestamp,
+    /// …except, when set, those at exactly `since` whose id is this one or lower.
+    pub after: Option<AuditId>,
+}
+
+impl AuditFrom {
+    /// Every row at or after `since`.
+    pub fn since(since: Timestamp) -> Self {
+        Self { since, after: None }
+    }
+
+    /// The rows after `last` (the last row of a page).
+    pub fn after(last: &AuditEntry) -> Self {
+        Self {
+            since: last.at,
+            after: Some(last.id),
+        }
+    }
+
+    /// Whether `entry` belongs to the pages starting here.
+    pub fn admits(&self, entry: &AuditEntry) -> bool {
+        match self.after {
+            None => entry.at >= self.since,
+            Some(after) => entry.position() > (self.since, after),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -221,5 +263,29 @@ mod tests {
         assert_eq!(back, entry);
         let system = serde_json::to_value(Actor::System).unwrap();
         assert_eq!(system, serde_json::json!({"kind": "system"}));
+    }
+
+    #[test]
+    fn a_page_after_a_row_holds_the_later_ids_at_its_instant_and_all_later_rows() {
+        let at = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let row = |id: u128, when: &str| AuditEntry {
+            id: AuditId::from_uuid(uuid::Uuid::from_u128(id)),
+            tenant: TenantId::from_uuid(uuid::Uuid::from_u128(2)),
+            actor: Actor::System,
+            action: AuditAction::FreeBusyRead,
+            subject: "g".into(),
+            at: at(when),
+            source: None,
+        };
+        let last = row(5, "2026-03-01T10:00:00Z");
+        let from = AuditFrom::after(&last);
+        assert!(!from.admits(&last), "not the last row again");
+        assert!(!from.admits(&row(4, "2026-03-01T10:00:00Z")));
+        assert!(from.admits(&row(6, "2026-03-01T10:00:00Z")));
+        assert!(from.admits(&row(1, "2026-03-01T10:00:00.000001Z")));
+        assert!(!from.admits(&row(9, "2026-03-01T09:59:59Z")));
+        let since = AuditFrom::since(at("2026-03-01T10:00:00Z"));
+        assert!(since.admits(&row(1, "2026-03-01T10:00:00Z")), "at or after");
+        assert!(!since.admits(&row(9, "2026-03-01T09:59:59.999999Z")));
     }
 }

@@ -17,7 +17,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::access::{ApiToken, Session, TokenHash};
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, AuditFrom};
 use crate::consent::{Grant, Provider, ReadAccess, Scope, WriteAccess};
 use crate::email::EmailAddress;
 use crate::ids::{ApiTokenId, GrantId, MeetingId, MessageId, SessionId, TenantId, UserId};
@@ -361,11 +361,12 @@ pub trait SessionStore: Send + Sync {
 pub trait AuditLog: Send + Sync {
     /// Appends rows, in one round trip. There is no way to change or delete rows.
     async fn append(&self, entries: &[AuditEntry]) -> Result<(), StoreError>;
-    /// Rows of the tenant at or after `since`, oldest first, at most `limit`.
+    /// Rows of the tenant that `from` admits, in [`AuditEntry::position`] order, at
+    /// most `limit`.
     async fn entries(
         &self,
         tenant: TenantId,
-        since: Timestamp,
+        from: AuditFrom,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError>;
 }

@@ -108,7 +108,11 @@ async fn members_cannot_administer_and_admins_never_reach_another_tenant() {
             .err(),
         world
             .scheduler
-            .tenant_audit(&member, world.now(), 10)
+            .tenant_audit(
+                &member,
+                convene_domain::audit::AuditFrom::since(world.now()),
+                10,
+            )
             .await
             .err(),
     ];

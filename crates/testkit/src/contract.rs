@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use convene_domain::access::{ApiToken, Session, TokenHash};
-use convene_domain::audit::{Actor, AuditAction, AuditEntry};
+use convene_domain::audit::{Actor, AuditAction, AuditEntry, AuditFrom};
 use convene_domain::consent::{Grant, GrantState, Provider, RevokedBy, Scope};
 use convene_domain::email::EmailAddress;
 use convene_domain::ids::{MeetingId, MessageId, TenantId};
@@ -1873,29 +1873,65 @@ pub async fn audit_log(store: &dyn Store) {
         .expect("append of several rows");
 
     assert_eq!(
-        store.entries(a.id, t0(), 10).await,
+        store.entries(a.id, AuditFrom::since(t0()), 10).await,
         Ok(vec![e1.clone(), e2.clone(), e3.clone()]),
         "entries lists the tenant's rows oldest first"
     );
     assert_eq!(
-        store.entries(a.id, at_mins(2), 10).await,
+        store.entries(a.id, AuditFrom::since(at_mins(2)), 10).await,
         Ok(vec![e2.clone(), e3.clone()]),
         "entries lists rows at or after `since`"
     );
     assert_eq!(
-        store.entries(a.id, t0(), 2).await,
+        store.entries(a.id, AuditFrom::since(t0()), 2).await,
         Ok(vec![e1, e2]),
         "entries honours the limit"
     );
     assert_eq!(
-        store.entries(b.id, t0(), 10).await,
+        store.entries(b.id, AuditFrom::since(t0()), 10).await,
         Ok(vec![e4]),
         "entries filters on the tenant"
     );
     assert_eq!(
-        store.entries(a.id, at_mins(4), 10).await,
+        store.entries(a.id, AuditFrom::since(at_mins(4)), 10).await,
         Ok(vec![]),
         "entries after the last row is empty"
+    );
+
+    // Many rows at one instant (one availability request audits every calendar it
+    // read), appended out of id order: paging after each page's last row returns each
+    // row exactly once, in id order, however the page boundaries fall.
+    let c = tenant(3, "gamma");
+    store.insert_tenant(&c).await.expect("insert tenant");
+    let burst: Vec<AuditEntry> = [27, 21, 25, 22, 26, 23, 24]
+        .into_iter()
+        .map(|n| audit(n, c.id, at_mins(5)))
+        .chain([audit(20, c.id, at_mins(6))])
+        .collect();
+    store.append(&burst).await.expect("append a burst");
+    let mut expected = burst.clone();
+    expected.sort_by_key(AuditEntry::position);
+    let mut paged = Vec::new();
+    let mut from = AuditFrom::since(t0());
+    // Bounded, so that a store that ignores `after` fails here rather than hangs.
+    for _ in 0..burst.len() {
+        let page = store.entries(c.id, from, 3).await.expect("a page");
+        assert!(page.len() <= 3, "a page honours the limit");
+        let Some(last) = page.last() else { break };
+        from = AuditFrom::after(last);
+        paged.extend(page);
+    }
+    assert_eq!(
+        paged, expected,
+        "pages after each last row give every row once, by instant then id"
+    );
+    assert_eq!(
+        store
+            .entries(c.id, AuditFrom::after(&expected[3]), 10)
+            .await
+            .map(|rows| rows.len()),
+        Ok(4),
+        "after a row: the later ids at its instant, then later instants"
     );
 }
 

@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use convene_domain::access::{ApiToken, Session, TokenHash};
-use convene_domain::audit::AuditEntry;
+use convene_domain::audit::{AuditEntry, AuditFrom};
 use convene_domain::consent::{Grant, GrantState};
 use convene_domain::email::EmailAddress;
 use convene_domain::ids::{ApiTokenId, GrantId, MeetingId, MessageId, SessionId, TenantId, UserId};
@@ -1117,18 +1117,17 @@ impl AuditLog for MemoryStore {
     async fn entries(
         &self,
         tenant: TenantId,
-        since: Timestamp,
+        from: AuditFrom,
         limit_: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let s = self.begin()?;
         let mut rows: Vec<AuditEntry> = s
             .audit
             .iter()
-            .filter(|e| e.tenant == tenant && e.at >= since)
+            .filter(|e| e.tenant == tenant && from.admits(e))
             .cloned()
             .collect();
-        // Stable: rows at the same instant stay in append order.
-        rows.sort_by_key(|e| e.at);
+        rows.sort_by_key(AuditEntry::position);
         rows.truncate(limit(limit_));
         Ok(rows)
     }

@@ -1,7 +1,7 @@
 //! The outbox (one worker claims in an immediate transaction) and the audit log.
 
 use async_trait::async_trait;
-use convene_domain::audit::AuditEntry;
+use convene_domain::audit::{AuditEntry, AuditFrom};
 use convene_domain::ids::{MessageId, TenantId};
 use convene_domain::outbox::{OutboxMessage, RetryDecision};
 use convene_domain::ports::{AuditLog, ClaimedMessage, OutboxCounts, OutboxStore, StoreError};
@@ -190,16 +190,18 @@ impl AuditLog for SqliteStore {
     async fn entries(
         &self,
         tenant: TenantId,
-        since: Timestamp,
+        from: AuditFrom,
         limit_: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let rows: Vec<AuditRow> = self
             .query_as(
-                "SELECT * FROM audit_log WHERE tenant_id = ?1 AND at >= ?2 \
-                 ORDER BY at, rowid LIMIT ?3",
+                "SELECT * FROM audit_log WHERE tenant_id = ?1 \
+                 AND (at > ?2 OR (at = ?2 AND (?3 IS NULL OR id > ?3))) \
+                 ORDER BY at, id LIMIT ?4",
             )
             .bind(tenant.as_uuid())
-            .bind(Micros::of(since))
+            .bind(Micros::of(from.since))
+            .bind(from.after.map(|a| a.as_uuid()))
             .bind(limit(limit_))
             .fetch_all(&self.reader)
             .await

@@ -11,7 +11,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use convene_domain::access::TokenHash;
-use convene_domain::audit::{Actor, AuditAction, AuditEntry};
+use convene_domain::audit::{Actor, AuditAction, AuditEntry, AuditFrom};
 use convene_domain::consent::Provider;
 use convene_domain::ids::{TenantId, UserId};
 use convene_domain::ports::Page;
@@ -352,9 +352,13 @@ pub struct AuditQuery {
     /// RFC 3339 instant, e.g. 2026-01-01T00:00:00Z.
     #[param(format = DateTime)]
     since: String,
+    /// The id of the last row already read, whose `at` is `since`: to continue a full
+    /// page (rows are ordered by `at`, then `id`).
+    #[param(format = Uuid)]
+    after: Option<String>,
 }
 
-/// A tenant's audit log (audited): at most 1000 rows from `since`.
+/// A tenant's audit log (audited): at most 1000 rows from `since` (after `after`).
 #[utoipa::path(get, path = "/admin/tenants/{tenant}/audit", tag = "admin", security(("admin_token" = [], "admin_totp" = [])),
     params(("tenant" = Uuid, Path), AuditQuery),
     responses((status = 200, body = Vec<Object>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
@@ -366,7 +370,18 @@ pub async fn audit_log(
 ) -> Result<Json<Vec<AuditEntry>>, Problem> {
     let tenant = tenant_id(&tenant)?;
     let since = super::json::instant("since", &q.since)?;
-    let rows = app.store.entries(tenant, since, 1000).await?;
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| {
+            a.parse()
+                .map_err(|_| super::json::invalid("after", "an audit row's id"))
+        })
+        .transpose()?;
+    let rows = app
+        .store
+        .entries(tenant, AuditFrom { since, after }, 1000)
+        .await?;
     audit(
         &app,
         &admin,

@@ -13,14 +13,14 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use convene_domain::audit::{Actor, AuditEntry};
+use convene_domain::audit::{Actor, AuditEntry, AuditFrom};
 use convene_domain::consent::{Grant, GrantState, Provider, RevokedBy};
 use convene_domain::ids::UserId;
 use convene_domain::people::{Buffers, Role, UserStatus};
 use convene_domain::ports::Page;
 use convene_domain::service::{Deactivation, MeetingHandling, Requester, TenantMember};
 use convene_domain::tenant::TenantSettings;
-use convene_domain::time::{SignedDuration, Timestamp, WeeklyHours};
+use convene_domain::time::{SignedDuration, WeeklyHours};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -332,8 +332,12 @@ pub struct AuditQuery {
     /// RFC 3339 instant, e.g. 2026-01-01T00:00:00Z: rows at or after it, oldest first.
     #[param(format = DateTime)]
     pub since: String,
-    /// At most this many rows (1–10000, default 1000). A full page continues from its
-    /// last row's `at` (`next_since` in JSON).
+    /// The id of the last row already read, whose `at` is `since`: the rows at that
+    /// instant up to this id are left out. A full page gives both (`next_since` and
+    /// `next_after` in JSON); rows are ordered by `at`, then `id`.
+    #[param(format = Uuid)]
+    pub after: Option<String>,
+    /// At most this many rows (1–10000, default 1000).
     #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
     /// `json` (default) or `jsonl` (the export: JSON lines, `application/x-ndjson`).
@@ -385,23 +389,10 @@ impl From<&AuditEntry> for AuditRowView {
 pub struct AuditPage {
     /// Oldest first.
     pub items: Vec<AuditRowView>,
-    /// When the page is full: the `since` of the next page. Rows at that very instant
-    /// may come again; skip the ids already seen.
+    /// When the page is full: the `since` of the next page…
     pub next_since: Option<String>,
-}
-
-/// The `since` of the page after `rows`, when they filled the page.
-fn next_since(rows: &[AuditEntry], since: Timestamp, limit: u32) -> Option<Timestamp> {
-    let last = rows.last()?;
-    if rows.len() < limit as usize {
-        return None;
-    }
-    // A full page at one instant would come back forever: step past it.
-    Some(if last.at > since {
-        last.at
-    } else {
-        last.at + SignedDuration::from_micros(1)
-    })
+    /// …and its `after`: the next page starts right after this page's last row.
+    pub next_after: Option<Uuid>,
 }
 
 // ----------------------------------------------------------------------- handlers
@@ -560,20 +551,34 @@ pub async fn audit(
     TenantAdmin(who): TenantAdmin,
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Response> {
-    let since = instant("since", &q.since)?;
+    let from = AuditFrom {
+        since: instant("since", &q.since)?,
+        after: q
+            .after
+            .as_deref()
+            .map(|a| a.parse().map_err(|_| invalid("after", "an audit row's id")))
+            .transpose()?,
+    };
     let limit = match q.limit {
         None => 1000,
         Some(n @ 1..=MAX_AUDIT_ROWS) => n,
         Some(_) => return Err(invalid("limit", "between 1 and 10000")),
     };
-    let rows = app.scheduler.tenant_audit(&who, since, limit).await?;
+    let rows = app.scheduler.tenant_audit(&who, from, limit).await?;
     let items: Vec<AuditRowView> = rows.iter().map(Into::into).collect();
     match q.format.unwrap_or_default() {
-        AuditFormat::Json => Ok(Json(AuditPage {
-            items,
-            next_since: next_since(&rows, since, limit).map(|t| t.to_string()),
-        })
-        .into_response()),
+        AuditFormat::Json => {
+            let next = rows
+                .last()
+                .filter(|_| rows.len() == limit as usize)
+                .map(AuditFrom::after);
+            Ok(Json(AuditPage {
+                items,
+                next_since: next.map(|n| n.since.to_string()),
+                next_after: next.and_then(|n| n.after).map(|a| a.as_uuid()),
+            })
+            .into_response())
+        }
         AuditFormat::Jsonl => {
             let mut body = String::new();
             for item in &items {
@@ -635,38 +640,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    fn entry(at: &str) -> AuditEntry {
-        AuditEntry {
-            id: Uuid::from_u128(1).into(),
-            tenant: Uuid::from_u128(2).into(),
-            actor: Actor::System,
-            action: convene_domain::audit::AuditAction::SignIn,
-            subject: "x".into(),
-            at: at.parse().unwrap(),
-            source: None,
-        }
-    }
-
-    #[test]
-    fn the_next_audit_page_starts_at_the_last_instant_and_never_stands_still() {
-        let since: Timestamp = "2026-03-01T00:00:00Z".parse().unwrap();
-        let rows = [entry("2026-03-01T00:00:00Z"), entry("2026-03-02T00:00:00Z")];
-        assert_eq!(
-            next_since(&rows, since, 3),
-            None,
-            "a short page is the last"
-        );
-        assert_eq!(
-            next_since(&rows, since, 2),
-            Some("2026-03-02T00:00:00Z".parse().unwrap())
-        );
-        let stuck = [entry("2026-03-01T00:00:00Z"), entry("2026-03-01T00:00:00Z")];
-        assert_eq!(
-            next_since(&stuck, since, 2),
-            Some(since + SignedDuration::from_micros(1))
-        );
-        assert_eq!(next_since(&[], since, 2), None);
     }
 }

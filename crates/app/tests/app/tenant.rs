@@ -542,8 +542,41 @@ async fn the_audit_log_exports_as_json_lines_and_pages_as_json() {
         .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     assert!(page["next_since"].is_string(), "{page}");
+    assert!(page["next_after"].is_string(), "{page}");
+
+    // Paging by `next_since` and `next_after` reads every row once, even where many
+    // share an instant (each page read is itself audited, so the log grows meanwhile).
+    let mut paged: Vec<String> = Vec::new();
+    let mut query = format!("since={SINCE}");
+    loop {
+        let page = o
+            .json(
+                &o.ada_token,
+                &format!("/api/v1/tenant/audit?{query}&limit=2"),
+            )
+            .await;
+        paged.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_owned()),
+        );
+        match (page["next_since"].as_str(), page["next_after"].as_str()) {
+            (Some(since), Some(after)) => {
+                query = format!("since={}&after={after}", since.replace('+', "%2B"));
+            }
+            _ => break,
+        }
+    }
+    let distinct: std::collections::HashSet<&String> = paged.iter().collect();
+    assert_eq!(distinct.len(), paged.len(), "no row twice: {paged:?}");
+    for id in &exported {
+        assert!(paged.contains(id), "{id} was read while paging");
+    }
     for bad in [
         "since=yesterday",
+        &format!("since={SINCE}&after=yesterday"),
         "limit=0",
         &format!("since={SINCE}&limit=10001"),
     ] {
@@ -1449,7 +1482,11 @@ async fn the_incident_commands_report_and_tell_the_people_of_the_chosen_tenant_o
     ));
     assert_eq!(store.outbox_counts().await.unwrap().pending, pending + 5);
     let audit = store
-        .entries(world.tenant.id, SINCE.parse().unwrap(), 10_000)
+        .entries(
+            world.tenant.id,
+            convene_domain::audit::AuditFrom::since(SINCE.parse().unwrap()),
+            10_000,
+        )
         .await
         .unwrap();
     let notified: Vec<&AuditEntry> = audit
@@ -1466,7 +1503,11 @@ async fn the_incident_commands_report_and_tell_the_people_of_the_chosen_tenant_o
     assert!(notified_users.contains(&ada.id.to_string()));
     assert!(notified_users.contains(&sam_acme.id.to_string()));
     let theirs = store
-        .entries(other.id, SINCE.parse().unwrap(), 10_000)
+        .entries(
+            other.id,
+            convene_domain::audit::AuditFrom::since(SINCE.parse().unwrap()),
+            10_000,
+        )
         .await
         .unwrap();
     assert!(
@@ -1515,7 +1556,11 @@ async fn the_incident_commands_report_and_tell_the_people_of_the_chosen_tenant_o
         "the other tenant's Sam is untouched"
     );
     let audit = store
-        .entries(world.tenant.id, SINCE.parse().unwrap(), 10_000)
+        .entries(
+            world.tenant.id,
+            convene_domain::audit::AuditFrom::since(SINCE.parse().unwrap()),
+            10_000,
+        )
         .await
         .unwrap();
     let granted: Vec<&AuditEntry> = audit
@@ -1550,4 +1595,54 @@ async fn the_incident_commands_report_and_tell_the_people_of_the_chosen_tenant_o
         ],
     ));
     assert!(bad.contains("RFC 3339"), "{bad}");
+}
+
+#[tokio::test]
+async fn audit_export_prints_every_row_once_however_many_share_an_instant() {
+    let world = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_copy_of(&world, dir.path()).await;
+    // More rows at one instant than a page (1,000) holds, then more a second later.
+    let at: jiff::Timestamp = "2026-05-01T09:00:00Z".parse().unwrap();
+    let rows: Vec<AuditEntry> = (1..=2_345u128)
+        .map(|n| AuditEntry {
+            id: uuid::Uuid::from_u128(n << 64 | 0xa0d1).into(),
+            tenant: world.tenant.id,
+            actor: Actor::System,
+            action: AuditAction::FreeBusyRead,
+            subject: format!("grant-{n}"),
+            at: if n % 3 == 0 {
+                at + jiff::SignedDuration::from_secs(1)
+            } else {
+                at
+            },
+            source: None,
+        })
+        .collect();
+    store.append(&rows).await.unwrap();
+    drop(store);
+
+    let out = stdout(&convene(
+        dir.path(),
+        &["audit", "export", "--since", "2026-05-01T00:00:00Z"],
+    ));
+    let printed: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let distinct: HashSet<&String> = printed.iter().collect();
+    assert_eq!(distinct.len(), printed.len(), "no row twice");
+    for row in &rows {
+        assert!(
+            distinct.contains(&row.id.to_string()),
+            "{} ({}) was exported",
+            row.id,
+            row.subject
+        );
+    }
 }

@@ -29,7 +29,11 @@ use super::trust_access::{
 
 async fn rows(store: &Arc<dyn Store>, tenant: TenantId) -> Vec<AuditEntry> {
     store
-        .entries(tenant, Timestamp::UNIX_EPOCH, 10_000)
+        .entries(
+            tenant,
+            convene_domain::audit::AuditFrom::since(Timestamp::UNIX_EPOCH),
+            10_000,
+        )
         .await
         .unwrap()
 }
@@ -344,7 +348,11 @@ async fn sqlite_refuses_to_change_or_delete_audit_rows() {
         .unwrap();
     assert_eq!(
         store
-            .entries(acme, Timestamp::UNIX_EPOCH, 10)
+            .entries(
+                acme,
+                convene_domain::audit::AuditFrom::since(Timestamp::UNIX_EPOCH),
+                10
+            )
             .await
             .unwrap(),
         vec![row]

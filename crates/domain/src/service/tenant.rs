@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::audit::{Actor, AuditAction, AuditEntry};
+use crate::audit::{Actor, AuditAction, AuditEntry, AuditFrom};
 use crate::consent::{Grant, Provider};
 use crate::email::EmailAddress;
 use crate::ids::{GrantId, MeetingId, ParticipantId, TenantId, UserId};
@@ -504,16 +504,16 @@ impl Scheduler {
         Ok(self.store().tenant(who.tenant).await?)
     }
 
-    /// The tenant's audit log from `since`, oldest first, at most `limit` rows. The read
+    /// The tenant's audit log from `from`, oldest first, at most `limit` rows. The read
     /// itself is audited.
     pub async fn tenant_audit(
         &self,
         who: &Requester,
-        since: Timestamp,
+        from: AuditFrom,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, ServiceError> {
         self.tenant_admin(who).await?;
-        let entries = self.store().entries(who.tenant, since, limit).await?;
+        let entries = self.store().entries(who.tenant, from, limit).await?;
         self.store()
             .append(&[self.admin_audit(who, AuditAction::AdminReadAudit, who.tenant)])
             .await?;
@@ -690,7 +690,7 @@ impl Scheduler {
                 .map(|g| (g.id().to_string(), g.user()))
                 .collect()
         };
-        let mut from = since;
+        let mut from = AuditFrom::since(since);
         loop {
             let rows = self.store().entries(tenant, from, PAGE).await?;
             let full = rows.len() == PAGE as usize;
@@ -704,10 +704,7 @@ impl Scheduler {
                 }
             }
             match rows.last() {
-                // Rows are ordered by time: the next page starts at the last instant;
-                // a row read twice only re-inserts the same fact.
-                Some(last) if full && last.at > from => from = last.at,
-                Some(last) if full => from = last.at + crate::time::SignedDuration::from_nanos(1),
+                Some(last) if full => from = AuditFrom::after(last),
                 _ => break,
             }
         }

@@ -276,7 +276,11 @@ async fn the_audit_log_refuses_update_and_delete(pool: PgPool) {
     }
     assert_eq!(
         store
-            .entries(a.id, scenarios::t0(), 10)
+            .entries(
+                a.id,
+                convene_domain::audit::AuditFrom::since(scenarios::t0()),
+                10
+            )
             .await
             .map(|e| e.len()),
         Ok(1)

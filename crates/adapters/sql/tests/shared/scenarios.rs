@@ -180,7 +180,11 @@ impl BusyPerson {
         );
         assert!(
             store
-                .entries(self.tenant, t0(), 100)
+                .entries(
+                    self.tenant,
+                    convene_domain::audit::AuditFrom::since(t0()),
+                    100
+                )
                 .await
                 .expect("entries")
                 .iter()
@@ -760,7 +764,12 @@ pub(crate) async fn bad_data_changes_nothing(store: Arc<dyn Store>) {
         "no tenant was added"
     );
     assert_eq!(store.outbox_counts().await, Ok(before), "nothing enqueued");
-    assert_eq!(store.entries(ghost.id, t0(), 10).await, Ok(vec![]));
+    assert_eq!(
+        store
+            .entries(ghost.id, convene_domain::audit::AuditFrom::since(t0()), 10)
+            .await,
+        Ok(vec![])
+    );
     assert_eq!(store.meeting(a.id, own.id()).await, Ok(own.clone()));
     assert_eq!(
         store

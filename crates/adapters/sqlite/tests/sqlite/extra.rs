@@ -234,7 +234,11 @@ async fn the_audit_log_refuses_update_and_delete() {
     }
     assert_eq!(
         store
-            .entries(a.id, scenarios::t0(), 10)
+            .entries(
+                a.id,
+                convene_domain::audit::AuditFrom::since(scenarios::t0()),
+                10
+            )
             .await
             .map(|e| e.len()),
         Ok(1)
