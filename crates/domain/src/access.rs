@@ -181,6 +181,62 @@ pub struct ApiToken {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// What a new personal API token is to be, checked: its owner's label (trimmed, 1 to
+/// [`TokenTerms::MAX_LABEL_CHARS`] characters, no control characters) and its lifetime
+/// (1 to [`TokenTerms::MAX_DAYS`] days, or none: until revoked).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenTerms {
+    label: String,
+    days: Option<u32>,
+}
+
+/// Why [`TokenTerms::new`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenTermsError {
+    /// The label is empty, too long or holds control characters.
+    #[error("a token's label is 1 to 100 characters, without control characters")]
+    Label,
+    /// The lifetime is out of range.
+    #[error("a token lives 1 to 365 days")]
+    Lifetime,
+}
+
+impl TokenTerms {
+    /// The longest label, in characters.
+    pub const MAX_LABEL_CHARS: usize = 100;
+    /// The longest lifetime, in days.
+    pub const MAX_DAYS: u32 = 365;
+
+    /// Checks a label and a lifetime in days.
+    pub fn new(label: &str, days: Option<u32>) -> Result<Self, TokenTermsError> {
+        let label = label.trim();
+        if label.is_empty()
+            || label.chars().count() > Self::MAX_LABEL_CHARS
+            || label.chars().any(char::is_control)
+        {
+            return Err(TokenTermsError::Label);
+        }
+        if days.is_some_and(|d| !(1..=Self::MAX_DAYS).contains(&d)) {
+            return Err(TokenTermsError::Lifetime);
+        }
+        Ok(Self {
+            label: label.to_owned(),
+            days,
+        })
+    }
+
+    /// The label, trimmed.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// When a token made at `now` expires, if it does.
+    pub fn expires_at(&self, now: Timestamp) -> Option<Timestamp> {
+        self.days
+            .map(|d| now + SignedDuration::from_hours(24 * i64::from(d)))
+    }
+}
+
 impl ApiToken {
     /// Whether the token may be used at `now`.
     pub fn is_valid(&self, now: Timestamp) -> bool {
@@ -379,5 +435,31 @@ mod tests {
             t0 + SignedDuration::from_hours(12) - SignedDuration::from_secs(1)
         ));
         assert!(!s.is_valid(&p, t0 + SignedDuration::from_hours(12)));
+    }
+
+    #[test]
+    fn token_terms_trim_the_label_and_bound_it_and_the_lifetime() {
+        let t = TokenTerms::new("  ci runner ", Some(30)).unwrap();
+        assert_eq!(t.label(), "ci runner");
+        let now: Timestamp = "2026-03-01T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            t.expires_at(now),
+            Some("2026-03-31T00:00:00Z".parse().unwrap())
+        );
+        assert_eq!(
+            TokenTerms::new("forever", None).unwrap().expires_at(now),
+            None
+        );
+        assert!(TokenTerms::new(&"é".repeat(100), Some(365)).is_ok());
+        for (label, days, why) in [
+            ("", None, TokenTermsError::Label),
+            ("   ", None, TokenTermsError::Label),
+            ("tab\there", None, TokenTermsError::Label),
+            (&*"x".repeat(101), None, TokenTermsError::Label),
+            ("ci", Some(0), TokenTermsError::Lifetime),
+            ("ci", Some(366), TokenTermsError::Lifetime),
+        ] {
+            assert_eq!(TokenTerms::new(label, days), Err(why), "{label:?} {days:?}");
+        }
     }
 }

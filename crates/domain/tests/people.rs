@@ -703,3 +703,78 @@ async fn erasure_counts_providers_that_could_not_revoke_and_unknown_users_are_no
     );
     assert_eq!(audit_rows(&world, AuditAction::UserErased).len(), 1);
 }
+
+#[tokio::test]
+async fn api_tokens_are_made_listed_and_revoked_by_their_owner_alone_and_audited() {
+    use convene_domain::access::{BearerSecret, TokenKind, TokenTerms};
+    use convene_domain::ports::SessionStore;
+
+    let world = World::new();
+    let ada = world.user("ada@acme.test", "UTC");
+    let bob = world.user("bob@acme.test", "UTC");
+    let terms = TokenTerms::new(" ci ", Some(30)).unwrap();
+    let (token, secret) = world
+        .scheduler
+        .create_api_token(&world.requester(&ada), &terms, &[7; 32])
+        .await
+        .unwrap();
+    assert_eq!(token.label, "ci");
+    assert_eq!(
+        token.expires_at,
+        Some(token.created_at + SignedDuration::from_hours(24 * 30))
+    );
+    assert_eq!(token.token_hash, secret.hash(), "only the hash is kept");
+    let presented = BearerSecret::parse(TokenKind::Api, secret.expose()).unwrap();
+    assert_eq!(
+        world
+            .store
+            .api_token(ada.tenant, &presented.hash())
+            .await
+            .unwrap()
+            .map(|t| t.id),
+        Some(token.id),
+        "the secret finds its token"
+    );
+    assert_eq!(
+        world
+            .scheduler
+            .create_api_token(&world.requester(&ada), &terms, &[7; 16])
+            .await
+            .map(|_| ()),
+        Err(ServiceError::Invalid(
+            "a token needs at least 32 random bytes".into()
+        ))
+    );
+    let created = audit_rows(&world, AuditAction::TokenCreated);
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        (created[0].actor, created[0].subject.clone()),
+        (Actor::User(ada.id), token.id.to_string())
+    );
+
+    let (as_ada, as_bob) = (world.requester(&ada), world.requester(&bob));
+    let listed = |who| world.scheduler.api_tokens(who);
+    assert_eq!(listed(&as_ada).await.unwrap(), vec![token.clone()]);
+    assert!(listed(&as_bob).await.unwrap().is_empty());
+
+    assert_eq!(
+        world
+            .scheduler
+            .revoke_api_token(&world.requester(&bob), token.id)
+            .await,
+        Err(ServiceError::NotFound("token")),
+        "another user's token is not found"
+    );
+    assert!(audit_rows(&world, AuditAction::TokenRevoked).is_empty());
+    world
+        .scheduler
+        .revoke_api_token(&world.requester(&ada), token.id)
+        .await
+        .unwrap();
+    let revoked = audit_rows(&world, AuditAction::TokenRevoked);
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].subject, token.id.to_string());
+    let after = listed(&as_ada).await.unwrap();
+    assert!(after[0].revoked_at.is_some());
+    assert!(!after[0].is_valid(world.now()));
+}

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use convene_domain::access::{ApiToken, BearerSecret, TokenKind};
+use convene_domain::access::{ApiToken, TokenTerms, TokenTermsError};
 use convene_domain::audit::Actor;
 use convene_domain::consent::Provider;
 use convene_domain::email::EmailAddress;
@@ -132,18 +132,12 @@ fn buffers(before: Option<u32>, after: Option<u32>, current: Buffers) -> Result<
         .ok_or_else(|| invalid("buffer_*_minutes", "between 0 and 120"))
 }
 
-/// A new token's label (trimmed) and lifetime in days.
-fn token_terms(body: &NewToken) -> Result<(&str, Option<u32>)> {
-    let label = body.label.trim();
-    if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
-        return Err(invalid("label", "1 to 100 characters"));
-    }
-    let days = match body.expires_in_days {
-        Some(d @ 1..=365) => Some(d),
-        Some(_) => return Err(invalid("expires_in_days", "between 1 and 365")),
-        None => None,
-    };
-    Ok((label, days))
+/// A new token's terms, checked by the domain.
+fn token_terms(body: &NewToken) -> Result<TokenTerms> {
+    TokenTerms::new(&body.label, body.expires_in_days).map_err(|e| match e {
+        TokenTermsError::Label => invalid("label", "1 to 100 characters"),
+        TokenTermsError::Lifetime => invalid("expires_in_days", "between 1 and 365"),
+    })
 }
 
 /// Runs `bytes` as every JSON request body of this API through what its handler does
@@ -280,21 +274,11 @@ pub async fn create_token(
     Authenticated(who): Authenticated,
     Body(body): Body<NewToken>,
 ) -> Result<(StatusCode, Json<TokenView>)> {
-    let (label, days) = token_terms(&body)?;
-    let now = app.clock.now();
-    let secret = BearerSecret::issue(TokenKind::Api, who.tenant, &random_bytes::<32>())
-        .ok_or_else(Problem::internal)?;
-    let token = ApiToken {
-        id: app.ids.new_id(),
-        tenant: who.tenant,
-        user: who.user,
-        label: label.to_owned(),
-        token_hash: secret.hash(),
-        created_at: now,
-        expires_at: days.map(|d| now + SignedDuration::from_hours(24 * i64::from(d))),
-        revoked_at: None,
-    };
-    app.store.insert_api_token(&token).await?;
+    let terms = token_terms(&body)?;
+    let (token, secret) = app
+        .scheduler
+        .create_api_token(&who, &terms, &random_bytes::<32>())
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(token_view(&token, Some(secret.expose().to_owned()))),
@@ -319,7 +303,7 @@ pub async fn list_tokens(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
 ) -> Result<Json<Vec<TokenView>>> {
-    let tokens = app.store.api_tokens_of(who.tenant, who.user).await?;
+    let tokens = app.scheduler.api_tokens(&who).await?;
     Ok(Json(tokens.iter().map(|t| token_view(t, None)).collect()))
 }
 
@@ -331,13 +315,8 @@ pub async fn delete_token(
     Authenticated(who): Authenticated,
     PathParams(id): PathParams<Uuid>,
 ) -> Result<StatusCode> {
-    app.store
-        .revoke_api_token(
-            who.tenant,
-            who.user,
-            ApiTokenId::from_uuid(id),
-            app.clock.now(),
-        )
+    app.scheduler
+        .revoke_api_token(&who, ApiTokenId::from_uuid(id))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,9 +2,10 @@
 
 use serde::Serialize;
 
+use crate::access::{ApiToken, BearerSecret, TokenKind, TokenTerms};
 use crate::audit::{Actor, AuditAction};
 use crate::consent::{Grant, GrantState, Provider, RevokedBy, Scope};
-use crate::ids::{GrantId, MeetingId, TenantId, UserId};
+use crate::ids::{ApiTokenId, GrantId, MeetingId, TenantId, UserId};
 use crate::meeting::{Answer, MeetingSnapshot, MeetingState};
 use crate::outbox::AnalyticsKind;
 use crate::people::{Buffers, Role, User, UserStatus};
@@ -387,6 +388,69 @@ impl Scheduler {
             }
         }
         Ok(())
+    }
+
+    /// Makes a personal API token for the requester under `terms`; `random` (at least 32
+    /// bytes, from the caller, who owns the randomness) becomes its secret, which is
+    /// returned once and stored only as a hash. Audited.
+    pub async fn create_api_token(
+        &self,
+        who: &Requester,
+        terms: &TokenTerms,
+        random: &[u8],
+    ) -> Result<(ApiToken, BearerSecret), ServiceError> {
+        let secret = BearerSecret::issue(TokenKind::Api, who.tenant, random).ok_or_else(|| {
+            ServiceError::Invalid("a token needs at least 32 random bytes".into())
+        })?;
+        let now = self.ports.clock.now();
+        let token = ApiToken {
+            id: self.ports.ids.new_id(),
+            tenant: who.tenant,
+            user: who.user,
+            label: terms.label().to_owned(),
+            token_hash: secret.hash(),
+            created_at: now,
+            expires_at: terms.expires_at(now),
+            revoked_at: None,
+        };
+        self.store().insert_api_token(&token).await?;
+        self.audit(
+            who.tenant,
+            Actor::User(who.user),
+            AuditAction::TokenCreated,
+            token.id,
+            who.source,
+        )
+        .await?;
+        Ok((token, secret))
+    }
+
+    /// The requester's personal API tokens (never their secrets).
+    pub async fn api_tokens(&self, who: &Requester) -> Result<Vec<ApiToken>, ServiceError> {
+        Ok(self.store().api_tokens_of(who.tenant, who.user).await?)
+    }
+
+    /// Revokes one of the requester's tokens; anyone else's is `NotFound`. Audited.
+    pub async fn revoke_api_token(
+        &self,
+        who: &Requester,
+        id: ApiTokenId,
+    ) -> Result<(), ServiceError> {
+        self.store()
+            .revoke_api_token(who.tenant, who.user, id, self.ports.clock.now())
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => ServiceError::NotFound("token"),
+                other => other.into(),
+            })?;
+        self.audit(
+            who.tenant,
+            Actor::User(who.user),
+            AuditAction::TokenRevoked,
+            id,
+            who.source,
+        )
+        .await
     }
 
     /// Everything Convene holds about the user, for them to take away. Audited.
