@@ -294,13 +294,18 @@ pub struct Ballot {
     pub answers: Vec<(ProposalId, Answer)>,
     /// When.
     pub at: Timestamp,
+    /// The version of the copy of the meeting the ballot was checked against.
+    pub read_version: u64,
 }
 
 /// A meeting's votes and version right after a store counted a ballot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tally {
-    /// Every vote of the round so far, in the order [`Meeting::count`] keeps them.
-    pub votes: Vec<Vote>,
+    /// Every vote of the round so far, in the order [`Meeting::count`] keeps them; or
+    /// `None` when nothing else changed the meeting between the ballot's read and its
+    /// count (the new version is [`Ballot::read_version`] + 1): the votes are then the
+    /// read copy's with this ballot counted, and a store need not read them back.
+    pub votes: Option<Vec<Vote>>,
     /// The meeting's version after the ballot.
     pub version: u64,
 }
@@ -799,6 +804,7 @@ impl Meeting {
             participant,
             answers: distinct,
             at: now,
+            read_version: self.s.version,
         })
     }
 
@@ -844,13 +850,27 @@ impl Meeting {
         Ok(self.decision())
     }
 
-    /// Takes in what a store holds after it recorded a ballot on this meeting
+    /// Takes in what a store holds after it recorded `ballot`, made from this very copy
     /// ([`MeetingStore::cast_ballot`](crate::ports::MeetingStore::cast_ballot)): the
-    /// votes of everyone so far, and the meeting's new version. Returns what they say.
-    pub fn tallied(&mut self, tally: Tally) -> Decision {
-        self.s.votes = tally.votes;
+    /// votes of everyone so far (or, when nothing came between, this copy's votes with
+    /// the ballot counted), and the meeting's new version. Returns what they say.
+    pub fn tallied(&mut self, ballot: &Ballot, tally: Tally) -> Result<Decision, MeetingError> {
+        match tally.votes {
+            Some(votes) => self.s.votes = votes,
+            None if ballot.read_version == self.s.version
+                && tally.version == self.s.version + 1 =>
+            {
+                self.count(ballot)?;
+            }
+            None => {
+                return Err(MeetingError::StaleBallot {
+                    round: ballot.round,
+                    current: self.s.round,
+                });
+            }
+        }
         self.s.version = tally.version;
-        self.decision()
+        Ok(self.decision())
     }
 
     /// What the votes so far say. Proposals come from the slot engine, so they already
@@ -1487,14 +1507,47 @@ mod tests {
 
         // What a store says after the ballot replaces this copy's votes and version.
         let mut fresh = m.clone();
-        let decision = fresh.tallied(Tally {
-            votes: counted.votes().to_vec(),
-            version: m.version() + 1,
-        });
-        assert_eq!(decision, Decision::Waiting { missing: 1 });
+        let decision = fresh.tallied(
+            &ballot,
+            Tally {
+                votes: Some(counted.votes().to_vec()),
+                version: m.version() + 1,
+            },
+        );
+        assert_eq!(decision, Ok(Decision::Waiting { missing: 1 }));
         assert_eq!(
             (fresh.votes(), fresh.version()),
             (counted.votes(), m.version() + 1)
+        );
+        // A store that saw nothing come between says so: this copy counts the ballot.
+        let mut same = m.clone();
+        assert_eq!(
+            same.tallied(
+                &ballot,
+                Tally {
+                    votes: None,
+                    version: m.version() + 1
+                }
+            ),
+            Ok(Decision::Waiting { missing: 1 })
+        );
+        assert_eq!(
+            (same.votes(), same.version()),
+            (counted.votes(), m.version() + 1)
+        );
+        // Without votes, a copy other than the ballot's own cannot be brought up to date.
+        let mut moved_on = m.clone();
+        moved_on.s.version += 3;
+        assert!(
+            moved_on
+                .tallied(
+                    &ballot,
+                    Tally {
+                        votes: None,
+                        version: m.version() + 4
+                    }
+                )
+                .is_err()
         );
     }
 

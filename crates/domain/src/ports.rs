@@ -215,7 +215,9 @@ pub trait MeetingStore: Send + Sync {
     /// before the ballot and saved with [`MeetingStore::update_meeting`] conflicts and is
     /// decided again on the votes. Ballots never conflict with each other: concurrent
     /// ones on one meeting are all counted, one after the other. Returns the meeting's
-    /// votes and version right after this ballot. MUST return `Conflict` (changing
+    /// votes and version right after this ballot; the votes MAY be left out when the new
+    /// version is the ballot's `read_version` + 1 (nothing else came between, see
+    /// [`Tally`]). MUST return `Conflict` (changing
     /// nothing, enqueuing nothing) when the meeting no longer polls in the ballot's round,
     /// and `NotFound` when absent or of another tenant.
     async fn cast_ballot(

@@ -328,6 +328,7 @@ fn ballot(m: &Meeting, participant: u128, answers: &[(usize, Answer)], at: Times
             .map(|&(i, a)| (m.proposals()[i].id, a))
             .collect(),
         at,
+        read_version: m.version(),
     }
 }
 
@@ -356,10 +357,21 @@ pub async fn ballots(store: &dyn Store) {
         .expect("cast_ballot on a polling meeting");
     let mut expected = m.clone();
     expected.count(&first).expect("the domain counts it");
+    if let Some(votes) = &tally.votes {
+        assert_eq!(
+            votes,
+            expected.votes(),
+            "cast_ballot returns the votes as Meeting::count orders them"
+        );
+    }
+    let mut taken = m.clone();
+    taken
+        .tallied(&first, tally.clone())
+        .expect("the ballot's own copy takes its tally in");
     assert_eq!(
-        tally.votes,
+        taken.votes(),
         expected.votes(),
-        "cast_ballot returns the votes as Meeting::count orders them"
+        "with or without the votes, the tally brings the ballot's copy up to date"
     );
     assert_eq!(
         tally.version,
@@ -400,9 +412,11 @@ pub async fn ballots(store: &dyn Store) {
     expected.count(&again).expect("count");
     expected.count(&other).expect("count");
     assert_eq!(
-        tally.votes,
-        expected.votes(),
-        "answers replace the voter's earlier ones in place; new ones come after the votes so far"
+        tally.votes.as_deref(),
+        Some(expected.votes()),
+        "answers replace the voter's earlier ones in place; new ones come after the votes \
+         so far; and as other ballots came between this one's read and its count, the \
+         votes MUST be returned"
     );
     assert_eq!(
         tally.version,
@@ -512,9 +526,16 @@ pub async fn ballots(store: &dyn Store) {
     .await;
     for (b, tally) in ballots.iter().zip(&tallies) {
         let tally = tally.as_ref().expect("concurrent ballots never conflict");
+        assert!(
+            tally.votes.is_some() || tally.version == b.read_version + 1,
+            "votes are left out only when nothing came between"
+        );
+        let mut copy = crowd.clone();
+        copy.tallied(b, tally.clone())
+            .expect("each ballot's copy takes its tally in");
         for (proposal, answer) in &b.answers {
             assert!(
-                tally.votes.iter().any(|v| v.participant == b.participant
+                copy.votes().iter().any(|v| v.participant == b.participant
                     && v.proposal == *proposal
                     && v.answer == *answer),
                 "each ballot's tally holds its own answers"

@@ -683,7 +683,7 @@ impl MeetingStore for MemoryStore {
         let mut snapshot = m.snapshot().clone();
         snapshot.version += 1;
         let tally = Tally {
-            votes: snapshot.votes.clone(),
+            votes: Some(snapshot.votes.clone()),
             version: snapshot.version,
         };
         s.meetings.insert(ballot.meeting, snapshot);

@@ -566,19 +566,36 @@ impl Db {
             .fetch_all(&mut *tx)
             .await?;
         self.enqueue_rows(&mut tx, &messages).await?;
-        let counted = distinct_keys(ballots.keys().copied());
-        let after: Vec<VoteRow> = self
-            .query_as(
+        let versions: HashMap<Key, i64> =
+            versions.into_iter().map(|(t, m, v)| ((t, m), v)).collect();
+        // A meeting's votes are read back only when something came between a ballot's
+        // read and its count (another ballot of this batch or an earlier one): otherwise
+        // the ballot's own copy counts it (`Tally::votes` is `None`).
+        let untouched = |cast: &Cast| {
+            let key = (cast.rows.tenant_id, cast.rows.meeting_id);
+            ballots.get(&key) == Some(&1)
+                && versions.get(&key) == Some(&(cast.rows.read_version + 1))
+        };
+        let stale: Vec<Key> = batch
+            .iter()
+            .zip(&verdicts)
+            .filter(|(cast, verdict)| verdict.is_ok() && !untouched(cast))
+            .map(|(cast, _)| (cast.rows.tenant_id, cast.rows.meeting_id))
+            .collect();
+        let after: Vec<VoteRow> = if stale.is_empty() {
+            Vec::new()
+        } else {
+            let stale = distinct_keys(stale);
+            self.query_as(
                 "SELECT * FROM votes \
                  WHERE tenant_id = ANY($1::uuid[]) AND meeting_id = ANY($2::uuid[])",
             )
-            .bind(&counted.0)
-            .bind(&counted.1)
+            .bind(&stale.0)
+            .bind(&stale.1)
             .fetch_all(&mut *tx)
-            .await?;
+            .await?
+        };
         tx.commit().await?;
-        let versions: HashMap<Key, i64> =
-            versions.into_iter().map(|(t, m, v)| ((t, m), v)).collect();
         let mut after_by_meeting: HashMap<Key, Vec<VoteRow>> = HashMap::new();
         for vote in after {
             after_by_meeting
@@ -595,6 +612,16 @@ impl Db {
                 let version = versions.get(&key).copied().ok_or_else(|| {
                     Failure::Store(StoreError::Corrupt(format!("meeting {} lost", key.1)))
                 })?;
+                if untouched(cast) {
+                    return Ok(Tally {
+                        votes: None,
+                        version: u64::try_from(version).map_err(|_| {
+                            Failure::Store(StoreError::Corrupt(format!(
+                                "meeting version {version}"
+                            )))
+                        })?,
+                    });
+                }
                 let votes = after_by_meeting.get(&key).cloned().unwrap_or_default();
                 tally(votes, version).map_err(Failure::Store)
             })

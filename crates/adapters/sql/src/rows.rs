@@ -510,6 +510,8 @@ pub struct BallotRows {
     pub meeting_id: Uuid,
     /// The round the answers are for.
     pub round: i64,
+    /// The version of the copy the ballot was checked against.
+    pub read_version: i64,
     /// The answers.
     pub votes: Vec<VoteRow>,
 }
@@ -522,6 +524,7 @@ impl BallotRows {
             tenant_id,
             meeting_id,
             round: i64::from(ballot.round),
+            read_version: i64::try_from(ballot.read_version).unwrap_or(i64::MAX),
             votes: ballot
                 .answers
                 .iter()
@@ -544,10 +547,12 @@ impl BallotRows {
 pub fn tally(mut votes: Vec<VoteRow>, version: i64) -> Result<Tally, StoreError> {
     votes.sort_by_key(|v| v.position);
     Ok(Tally {
-        votes: votes
-            .into_iter()
-            .map(VoteRow::into_vote)
-            .collect::<Result<_, _>>()?,
+        votes: Some(
+            votes
+                .into_iter()
+                .map(VoteRow::into_vote)
+                .collect::<Result<_, _>>()?,
+        ),
         version: u64::try_from(version)
             .map_err(|_| StoreError::Corrupt(format!("meeting version {version}")))?,
     })

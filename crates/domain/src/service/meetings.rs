@@ -259,7 +259,7 @@ impl Scheduler {
             );
             match self.store().cast_ballot(&ballot, &effects.messages).await {
                 Ok(tally) => {
-                    return match m.tallied(tally) {
+                    return match m.tallied(&ballot, tally)? {
                         Decision::Waiting { .. } => Ok((m, BookingOutcome::Waiting)),
                         Decision::Book(_) | Decision::NoAgreement => {
                             match self.conclude(tenant, id).await {
