@@ -26,7 +26,7 @@ use convene_sql::erasure::{ErasureRows, Needles, ScrubPlan};
 use convene_sql::errors::{Failure, store_error};
 use convene_sql::rows::{
     BallotRows, MeetingRow, MeetingRows, OutboxRow, ParticipantRow, ProposalRow, VoteRow, assemble,
-    distinct_keys, email_lower, meeting_ids, meeting_keys, tally, tenants_of,
+    distinct_keys, email_lower, meeting_ids, meeting_keys, tally, tally_on_read, tenants_of,
 };
 use convene_sql::{JsonText, Micros};
 use sqlx::PgConnection;
@@ -574,7 +574,8 @@ impl Db {
         let untouched = |cast: &Cast| {
             let key = (cast.rows.tenant_id, cast.rows.meeting_id);
             ballots.get(&key) == Some(&1)
-                && versions.get(&key) == Some(&(cast.rows.read_version + 1))
+                && (cast.rows.read_version.checked_add(1))
+                    .is_some_and(|next| versions.get(&key) == Some(&next))
         };
         let stale: Vec<Key> = batch
             .iter()
@@ -613,14 +614,7 @@ impl Db {
                     Failure::Store(StoreError::Corrupt(format!("meeting {} lost", key.1)))
                 })?;
                 if untouched(cast) {
-                    return Ok(Tally {
-                        votes: None,
-                        version: u64::try_from(version).map_err(|_| {
-                            Failure::Store(StoreError::Corrupt(format!(
-                                "meeting version {version}"
-                            )))
-                        })?,
-                    });
+                    return tally_on_read(version).map_err(Failure::Store);
                 }
                 let votes = after_by_meeting.get(&key).cloned().unwrap_or_default();
                 tally(votes, version).map_err(Failure::Store)

@@ -524,6 +524,7 @@ impl BallotRows {
             tenant_id,
             meeting_id,
             round: i64::from(ballot.round),
+            // Beyond i64 it cannot match a stored version: the votes are read back.
             read_version: i64::try_from(ballot.read_version).unwrap_or(i64::MAX),
             votes: ballot
                 .answers
@@ -553,8 +554,16 @@ pub fn tally(mut votes: Vec<VoteRow>, version: i64) -> Result<Tally, StoreError>
                 .map(VoteRow::into_vote)
                 .collect::<Result<_, _>>()?,
         ),
-        version: u64::try_from(version)
-            .map_err(|_| StoreError::Corrupt(format!("meeting version {version}")))?,
+        version: uint("meeting version", version)?,
+    })
+}
+
+/// The tally of a ballot that nothing came between: no votes read back (see
+/// [`Tally::votes`]).
+pub fn tally_on_read(version: i64) -> Result<Tally, StoreError> {
+    Ok(Tally {
+        votes: None,
+        version: uint("meeting version", version)?,
     })
 }
 
