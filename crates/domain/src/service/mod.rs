@@ -285,6 +285,23 @@ impl Scheduler {
         }
     }
 
+    /// Audits what the requester did to their own data, from their address.
+    async fn audit_own(
+        &self,
+        who: &Requester,
+        action: AuditAction,
+        subject: impl ToString,
+    ) -> Result<(), ServiceError> {
+        self.audit(
+            who.tenant,
+            Actor::User(who.user),
+            action,
+            subject,
+            who.source,
+        )
+        .await
+    }
+
     async fn audit(
         &self,
         tenant: TenantId,

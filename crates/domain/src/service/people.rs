@@ -414,14 +414,8 @@ impl Scheduler {
             revoked_at: None,
         };
         self.store().insert_api_token(&token).await?;
-        self.audit(
-            who.tenant,
-            Actor::User(who.user),
-            AuditAction::TokenCreated,
-            token.id,
-            who.source,
-        )
-        .await?;
+        self.audit_own(who, AuditAction::TokenCreated, token.id)
+            .await?;
         Ok((token, secret))
     }
 
@@ -443,14 +437,7 @@ impl Scheduler {
                 StoreError::NotFound => ServiceError::NotFound("token"),
                 other => other.into(),
             })?;
-        self.audit(
-            who.tenant,
-            Actor::User(who.user),
-            AuditAction::TokenRevoked,
-            id,
-            who.source,
-        )
-        .await
+        self.audit_own(who, AuditAction::TokenRevoked, id).await
     }
 
     /// Everything Convene holds about the user, for them to take away. Audited.
@@ -507,14 +494,8 @@ impl Scheduler {
                 .collect(),
             exported_at: now,
         };
-        self.audit(
-            who.tenant,
-            Actor::User(who.user),
-            AuditAction::UserExported,
-            who.user,
-            who.source,
-        )
-        .await?;
+        self.audit_own(who, AuditAction::UserExported, who.user)
+            .await?;
         Ok(export)
     }
 
