@@ -9,6 +9,7 @@
 //! are [`JsonText`], token hashes are 32 bytes.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::net::IpAddr;
 
 use convene_domain::access::{ApiToken, Session, TokenHash};
@@ -39,20 +40,58 @@ pub fn email_lower(email: &EmailAddress) -> String {
     email.as_str().to_ascii_lowercase()
 }
 
-fn int(what: &str, n: u64) -> Result<i64, StoreError> {
+/// Names a row (and one of its fields) in a `Corrupt` or `Invalid` message; written out
+/// only when such a message is made, so that reading rows formats nothing.
+#[derive(Clone, Copy, Debug)]
+struct What {
+    table: &'static str,
+    id: Uuid,
+    field: Option<&'static str>,
+}
+
+impl What {
+    /// The row `id` of `table`, as in "user 0190…".
+    fn row(table: &'static str, id: Uuid) -> Self {
+        Self {
+            table,
+            id,
+            field: None,
+        }
+    }
+
+    /// One field of the row, as in "user 0190…: working hours".
+    fn field(self, field: &'static str) -> Self {
+        Self {
+            field: Some(field),
+            ..self
+        }
+    }
+}
+
+impl Display for What {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.table, self.id)?;
+        match self.field {
+            Some(field) => write!(f, ": {field}"),
+            None => Ok(()),
+        }
+    }
+}
+
+fn int(what: impl Display, n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::Invalid(format!("{what} {n} is too large to store")))
 }
 
-fn uint<T: TryFrom<i64>>(what: &str, n: i64) -> Result<T, StoreError> {
+fn uint<T: TryFrom<i64>>(what: impl Display, n: i64) -> Result<T, StoreError> {
     T::try_from(n).map_err(|_| corrupt(what, format_args!("{n} is out of range")))
 }
 
-fn interval(what: &str, start: Micros, end: Micros) -> Result<Interval, StoreError> {
+fn interval(what: impl Display, start: Micros, end: Micros) -> Result<Interval, StoreError> {
     Interval::new(start.timestamp()?, end.timestamp()?).map_err(|e| corrupt(what, e))
 }
 
 /// An interval's ends, refused when truncation to microseconds would empty it.
-fn interval_micros(what: &str, i: Interval) -> Result<(Micros, Micros), StoreError> {
+fn interval_micros(what: impl Display, i: Interval) -> Result<(Micros, Micros), StoreError> {
     let (start, end) = (Micros::of(i.start()), Micros::of(i.end()));
     if start >= end {
         return Err(StoreError::Invalid(format!(
@@ -62,19 +101,19 @@ fn interval_micros(what: &str, i: Interval) -> Result<(Micros, Micros), StoreErr
     Ok((start, end))
 }
 
-fn person_name(what: &str, name: &str) -> Result<PersonName, StoreError> {
+fn person_name(what: impl Display, name: &str) -> Result<PersonName, StoreError> {
     PersonName::parse(name).map_err(|e| corrupt(what, e))
 }
 
-fn email(what: &str, address: &str) -> Result<EmailAddress, StoreError> {
+fn email(what: impl Display, address: &str) -> Result<EmailAddress, StoreError> {
     EmailAddress::parse(address).map_err(|e| corrupt(what, e))
 }
 
-fn zone(what: &str, name: &str) -> Result<Zone, StoreError> {
+fn zone(what: impl Display, name: &str) -> Result<Zone, StoreError> {
     Zone::parse(name).map_err(|e| corrupt(what, e))
 }
 
-fn token_hash(what: &str, bytes: &[u8]) -> Result<TokenHash, StoreError> {
+fn token_hash(what: impl Display, bytes: &[u8]) -> Result<TokenHash, StoreError> {
     <[u8; 32]>::try_from(bytes)
         .map(TokenHash::from_bytes)
         .map_err(|_| corrupt(what, format_args!("{} bytes, expected 32", bytes.len())))
@@ -157,7 +196,7 @@ impl TenantRow {
             key,
             settings: self
                 .settings
-                .parse(&format!("tenant {}: settings", self.tenant_id))?,
+                .parse(What::row("tenant", self.tenant_id).field("settings"))?,
             name: self.name,
             created_at: self.created_at.timestamp()?,
         })
@@ -226,7 +265,7 @@ impl UserRow {
 
     /// The user back.
     pub fn into_user(self) -> Result<User, StoreError> {
-        let what = format!("user {}", self.id);
+        let what = What::row("user", self.id);
         let buffers = Buffers::new(
             SignedDuration::from_micros(self.buffer_before_us),
             SignedDuration::from_micros(self.buffer_after_us),
@@ -238,9 +277,7 @@ impl UserRow {
             name: person_name(&what, &self.name)?,
             email: email(&what, &self.email)?,
             zone: zone(&what, &self.zone)?,
-            working_hours: self
-                .working_hours
-                .parse(&format!("{what}: working hours"))?,
+            working_hours: self.working_hours.parse(what.field("working hours"))?,
             buffers,
             role: Role::parse(&self.role).ok_or_else(|| {
                 corrupt("users.role", format_args!("unknown value {:?}", self.role))
@@ -331,7 +368,7 @@ impl GrantRow {
 
     /// The grant back.
     pub fn into_grant(self) -> Result<Grant, StoreError> {
-        let what = format!("grant {}", self.id);
+        let what = What::row("grant", self.id);
         let changed_at = || {
             self.changed_at
                 .ok_or_else(|| corrupt(&what, "no changed_at"))?
@@ -358,7 +395,7 @@ impl GrantRow {
             }
             other => return Err(corrupt(&what, format_args!("state {other:?}"))),
         };
-        let scopes: Vec<String> = self.scopes.parse(&format!("{what}: scopes"))?;
+        let scopes: Vec<String> = self.scopes.parse(what.field("scopes"))?;
         let scopes = scopes
             .iter()
             .map(|s| names::parse_scope(s))
@@ -709,7 +746,7 @@ impl MeetingRows {
             mut proposals,
             mut votes,
         } = self;
-        let what = format!("meeting {}", m.id);
+        let what = What::row("meeting", m.id);
         participants.sort_by_key(|p| p.position);
         proposals.sort_by_key(|p| p.position);
         votes.sort_by_key(|v| v.position);
@@ -798,7 +835,7 @@ impl MeetingRows {
             sequence: uint(&what, m.sequence)?,
             event: m
                 .event
-                .map(|e| e.parse::<BookedEvent>(&format!("{what}: event")))
+                .map(|e| e.parse::<BookedEvent>(what.field("event")))
                 .transpose()?,
             created_at: m.created_at.timestamp()?,
             version: uint(&what, m.version)?,
@@ -807,7 +844,10 @@ impl MeetingRows {
     }
 }
 
-fn state_at(what: &str, at: Option<Micros>) -> Result<convene_domain::time::Timestamp, StoreError> {
+fn state_at(
+    what: impl Display,
+    at: Option<Micros>,
+) -> Result<convene_domain::time::Timestamp, StoreError> {
     at.ok_or_else(|| corrupt(what, "no state_at"))?.timestamp()
 }
 
@@ -908,7 +948,7 @@ impl SessionRow {
             id: self.id.into(),
             tenant: self.tenant_id.into(),
             user: self.user_id.into(),
-            token_hash: token_hash(&format!("session {}", self.id), &self.token_hash)?,
+            token_hash: token_hash(What::row("session", self.id), &self.token_hash)?,
             created_at: self.created_at.timestamp()?,
             last_seen_at: self.last_seen_at.timestamp()?,
         })
@@ -960,7 +1000,7 @@ impl ApiTokenRow {
             tenant: self.tenant_id.into(),
             user: self.user_id.into(),
             label: self.label,
-            token_hash: token_hash(&format!("api token {}", self.id), &self.token_hash)?,
+            token_hash: token_hash(What::row("api token", self.id), &self.token_hash)?,
             created_at: self.created_at.timestamp()?,
             expires_at: self.expires_at.map(Micros::timestamp).transpose()?,
             revoked_at: self.revoked_at.map(Micros::timestamp).transpose()?,
@@ -1016,7 +1056,7 @@ impl AuditRow {
 
     /// The entry back.
     pub fn into_entry(self) -> Result<AuditEntry, StoreError> {
-        let what = format!("audit row {}", self.id);
+        let what = What::row("audit row", self.id);
         let actor = match (self.actor_kind.as_str(), self.actor_id) {
             (actor_kind::USER, Some(id)) => Actor::User(id.into()),
             (actor_kind::ADMIN, Some(id)) => Actor::Admin(id.into()),
@@ -1108,7 +1148,7 @@ pub struct ClaimedRow {
 impl ClaimedRow {
     /// The claimed message.
     pub fn into_claimed(self) -> Result<ClaimedMessage, StoreError> {
-        let what = format!("outbox message {}", self.id);
+        let what = What::row("outbox message", self.id);
         let payload = self
             .payload
             .ok_or_else(|| corrupt(&what, "claimed without a payload"))?
@@ -1185,4 +1225,48 @@ pub fn outbox_counts(
         }
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_row() -> UserRow {
+        UserRow {
+            tenant_id: Uuid::from_u128(1),
+            id: Uuid::from_u128(2),
+            name: "Ada".into(),
+            email: "ada@example.com".into(),
+            email_lower: "ada@example.com".into(),
+            zone: "Europe/Paris".into(),
+            working_hours: JsonText("[]".into()),
+            buffer_before_us: 0,
+            buffer_after_us: 0,
+            role: "member".into(),
+            deactivated_at: None,
+            created_at: Micros(0),
+        }
+    }
+
+    #[test]
+    fn a_corrupt_field_is_named_with_its_row() {
+        let id = Uuid::from_u128(2);
+        let bad_hours = UserRow {
+            working_hours: JsonText("{".into()),
+            ..user_row()
+        };
+        let Err(StoreError::Corrupt(m)) = bad_hours.into_user() else {
+            panic!("unparsable working hours must be Corrupt");
+        };
+        assert!(m.starts_with(&format!("user {id}: working hours: ")), "{m}");
+        let bad_zone = UserRow {
+            zone: "Mars/Olympus_Mons".into(),
+            ..user_row()
+        };
+        let Err(StoreError::Corrupt(m)) = bad_zone.into_user() else {
+            panic!("an unknown zone must be Corrupt");
+        };
+        assert!(m.starts_with(&format!("user {id}: ")), "{m}");
+        assert!(!m.contains("working hours"), "{m}");
+    }
 }

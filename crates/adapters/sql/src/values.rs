@@ -39,14 +39,20 @@ pub struct JsonText(pub String);
 
 impl JsonText {
     /// Serialises a value.
-    pub fn of<T: Serialize + ?Sized>(what: &str, value: &T) -> Result<Self, StoreError> {
+    pub fn of<T: Serialize + ?Sized>(
+        what: impl std::fmt::Display,
+        value: &T,
+    ) -> Result<Self, StoreError> {
         serde_json::to_string(value)
             .map(Self)
             .map_err(|e| StoreError::Invalid(format!("{what} cannot be written as JSON: {e}")))
     }
 
     /// Deserialises the document, or `Corrupt` naming `what`.
-    pub fn parse<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, StoreError> {
+    pub fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        what: impl std::fmt::Display,
+    ) -> Result<T, StoreError> {
         serde_json::from_str(&self.0).map_err(|e| crate::corrupt(what, e))
     }
 
