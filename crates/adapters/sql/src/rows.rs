@@ -270,13 +270,13 @@ impl UserRow {
             SignedDuration::from_micros(self.buffer_before_us),
             SignedDuration::from_micros(self.buffer_after_us),
         )
-        .ok_or_else(|| corrupt(&what, "buffers out of range"))?;
+        .ok_or_else(|| corrupt(what, "buffers out of range"))?;
         Ok(User {
             id: self.id.into(),
             tenant: self.tenant_id.into(),
-            name: person_name(&what, &self.name)?,
-            email: email(&what, &self.email)?,
-            zone: zone(&what, &self.zone)?,
+            name: person_name(what, &self.name)?,
+            email: email(what, &self.email)?,
+            zone: zone(what, &self.zone)?,
             working_hours: self.working_hours.parse(what.field("working hours"))?,
             buffers,
             role: Role::parse(&self.role).ok_or_else(|| {
@@ -371,7 +371,7 @@ impl GrantRow {
         let what = What::row("grant", self.id);
         let changed_at = || {
             self.changed_at
-                .ok_or_else(|| corrupt(&what, "no changed_at"))?
+                .ok_or_else(|| corrupt(what, "no changed_at"))?
                 .timestamp()
         };
         let state = match self.state.as_str() {
@@ -385,7 +385,7 @@ impl GrantRow {
                         admin: admin.into(),
                     },
                     (by, _) => {
-                        return Err(corrupt(&what, format_args!("revoked_by {by:?}")));
+                        return Err(corrupt(what, format_args!("revoked_by {by:?}")));
                     }
                 };
                 GrantState::Revoked {
@@ -393,7 +393,7 @@ impl GrantRow {
                     at: changed_at()?,
                 }
             }
-            other => return Err(corrupt(&what, format_args!("state {other:?}"))),
+            other => return Err(corrupt(what, format_args!("state {other:?}"))),
         };
         let scopes: Vec<String> = self.scopes.parse(what.field("scopes"))?;
         let scopes = scopes
@@ -410,7 +410,7 @@ impl GrantRow {
             state,
             granted_at: self.granted_at.timestamp()?,
         })
-        .map_err(|e| corrupt(&what, e))
+        .map_err(|e| corrupt(what, e))
     }
 }
 
@@ -754,31 +754,31 @@ impl MeetingRows {
             "polling" => MeetingState::Polling {
                 deadline: m
                     .deadline
-                    .ok_or_else(|| corrupt(&what, "polling without a deadline"))?
+                    .ok_or_else(|| corrupt(what, "polling without a deadline"))?
                     .timestamp()?,
             },
             "booked" => {
                 let (Some(proposal), Some(start), Some(end)) =
                     (m.booked_proposal, m.booked_start, m.booked_end)
                 else {
-                    return Err(corrupt(&what, "booked without a slot"));
+                    return Err(corrupt(what, "booked without a slot"));
                 };
                 MeetingState::Booked {
                     proposal: proposal.into(),
-                    slot: interval(&what, start, end)?,
-                    at: state_at(&what, m.state_at)?,
+                    slot: interval(what, start, end)?,
+                    at: state_at(what, m.state_at)?,
                 }
             }
             "cancelled" => MeetingState::Cancelled {
-                at: state_at(&what, m.state_at)?,
+                at: state_at(what, m.state_at)?,
             },
             "expired" => MeetingState::Expired {
-                at: state_at(&what, m.state_at)?,
+                at: state_at(what, m.state_at)?,
             },
             "no_common_slot" => MeetingState::NoCommonSlot {
-                at: state_at(&what, m.state_at)?,
+                at: state_at(what, m.state_at)?,
             },
-            other => return Err(corrupt(&what, format_args!("state {other:?}"))),
+            other => return Err(corrupt(what, format_args!("state {other:?}"))),
         };
         let participants = participants
             .into_iter()
@@ -792,18 +792,18 @@ impl MeetingRows {
                     (participant_kind::ERASED, _) => ParticipantKind::Erased,
                     (kind, _) => {
                         return Err(corrupt(
-                            &what,
+                            what,
                             format_args!("participant {} of kind {kind:?}", p.id),
                         ));
                     }
                 };
                 Ok(Participant {
                     id: p.id.into(),
-                    name: person_name(&what, &p.name)?,
-                    email: p.email.as_deref().map(|e| email(&what, e)).transpose()?,
+                    name: person_name(what, &p.name)?,
+                    email: p.email.as_deref().map(|e| email(what, e)).transpose()?,
                     kind,
                     attendance: names::parse_attendance(&p.attendance)?,
-                    zone: p.zone.as_deref().map(|z| zone(&what, z)).transpose()?,
+                    zone: p.zone.as_deref().map(|z| zone(what, z)).transpose()?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -812,7 +812,7 @@ impl MeetingRows {
             .map(|p| {
                 Ok(Proposal {
                     id: p.id.into(),
-                    slot: interval(&what, p.slot_start, p.slot_end)?,
+                    slot: interval(what, p.slot_start, p.slot_end)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -824,23 +824,23 @@ impl MeetingRows {
             id: m.id.into(),
             tenant: m.tenant_id.into(),
             organizer: m.organizer_id.into(),
-            title: MeetingTitle::parse(&m.title).map_err(|e| corrupt(&what, e))?,
-            duration: MeetingLength::from_minutes(m.duration_min).map_err(|e| corrupt(&what, e))?,
-            window: interval(&what, m.window_start, m.window_end)?,
+            title: MeetingTitle::parse(&m.title).map_err(|e| corrupt(what, e))?,
+            duration: MeetingLength::from_minutes(m.duration_min).map_err(|e| corrupt(what, e))?,
+            window: interval(what, m.window_start, m.window_end)?,
             participants,
-            round: uint(&what, m.round)?,
+            round: uint(what, m.round)?,
             proposals,
             votes,
             state,
-            sequence: uint(&what, m.sequence)?,
+            sequence: uint(what, m.sequence)?,
             event: m
                 .event
                 .map(|e| e.parse::<BookedEvent>(what.field("event")))
                 .transpose()?,
             created_at: m.created_at.timestamp()?,
-            version: uint(&what, m.version)?,
+            version: uint(what, m.version)?,
         };
-        Meeting::restore(snapshot).map_err(|e| corrupt(&what, e))
+        Meeting::restore(snapshot).map_err(|e| corrupt(what, e))
     }
 }
 
@@ -1062,7 +1062,7 @@ impl AuditRow {
             (actor_kind::ADMIN, Some(id)) => Actor::Admin(id.into()),
             (actor_kind::GUEST, Some(id)) => Actor::Guest(id.into()),
             (actor_kind::SYSTEM, None) => Actor::System,
-            (kind, _) => return Err(corrupt(&what, format_args!("actor {kind:?}"))),
+            (kind, _) => return Err(corrupt(what, format_args!("actor {kind:?}"))),
         };
         Ok(AuditEntry {
             id: self.id.into(),
@@ -1073,7 +1073,7 @@ impl AuditRow {
             at: self.at.timestamp()?,
             source: self
                 .source
-                .map(|s| s.parse::<IpAddr>().map_err(|e| corrupt(&what, e)))
+                .map(|s| s.parse::<IpAddr>().map_err(|e| corrupt(what, e)))
                 .transpose()?,
         })
     }
@@ -1151,8 +1151,8 @@ impl ClaimedRow {
         let what = What::row("outbox message", self.id);
         let payload = self
             .payload
-            .ok_or_else(|| corrupt(&what, "claimed without a payload"))?
-            .parse(&what)?;
+            .ok_or_else(|| corrupt(what, "claimed without a payload"))?
+            .parse(what)?;
         Ok(ClaimedMessage {
             message: OutboxMessage {
                 id: self.id.into(),
@@ -1161,10 +1161,10 @@ impl ClaimedRow {
                 payload,
                 created_at: self.created_at.timestamp()?,
             },
-            attempts: uint(&what, self.attempts)?,
+            attempts: uint(what, self.attempts)?,
             claimed_until: self
                 .claimed_until
-                .ok_or_else(|| corrupt(&what, "claimed without claimed_until"))?
+                .ok_or_else(|| corrupt(what, "claimed without claimed_until"))?
                 .timestamp()?,
         })
     }
