@@ -93,6 +93,65 @@ impl<K> Page<K> {
     pub fn first(limit: u32) -> Self {
         Self { after: None, limit }
     }
+
+    /// The page after `after` of the size a client asked for, within `size`'s bounds
+    /// (its default when the client did not say).
+    pub fn asked(
+        after: Option<K>,
+        requested: Option<u32>,
+        size: PageSize,
+    ) -> Result<Self, PageSizeError> {
+        Ok(Self {
+            after,
+            limit: size.limit(requested)?,
+        })
+    }
+}
+
+/// How many items one page of a listing holds: what a client gets when it does not say,
+/// and the most it may ask for (a larger request is refused, not cut short, so that a
+/// client never mistakes a cut page for the end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageSize {
+    /// The size of a page when the client does not ask for one.
+    pub default: u32,
+    /// The largest page a client may ask for.
+    pub max: u32,
+}
+
+impl PageSize {
+    /// Meetings, tenant members and the users an operator lists: 20 by default, at most 100.
+    pub const LISTING: Self = Self {
+        default: 20,
+        max: 100,
+    };
+    /// Ranked candidate slots of an availability request: 10 by default, at most 100.
+    pub const CANDIDATES: Self = Self {
+        default: 10,
+        max: 100,
+    };
+    /// Audit rows: 1,000 by default, at most 10,000 (an export pages through more).
+    pub const AUDIT: Self = Self {
+        default: 1_000,
+        max: 10_000,
+    };
+
+    /// The size to read for a request of `requested` items.
+    pub fn limit(self, requested: Option<u32>) -> Result<u32, PageSizeError> {
+        match requested {
+            None => Ok(self.default),
+            Some(n) if (1..=self.max).contains(&n) => Ok(n),
+            Some(_) => Err(PageSizeError { max: self.max }),
+        }
+    }
+}
+
+/// A page size out of bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("between 1 and {max}")]
+pub struct PageSizeError {
+    /// The largest page that may be asked for.
+    pub max: u32,
 }
 
 /// Tenants.
@@ -761,5 +820,29 @@ impl fmt::Debug for Identities {
         f.debug_list()
             .entries(self.0.iter().map(|p| p.provider()))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_the_default_size_unless_asked_and_never_past_the_maximum() {
+        let size = PageSize {
+            default: 20,
+            max: 100,
+        };
+        assert_eq!(size.limit(None), Ok(20));
+        assert_eq!(size.limit(Some(1)), Ok(1));
+        assert_eq!(size.limit(Some(100)), Ok(100));
+        assert_eq!(size.limit(Some(0)), Err(PageSizeError { max: 100 }));
+        assert_eq!(size.limit(Some(101)), Err(PageSizeError { max: 100 }));
+        assert_eq!(PageSizeError { max: 100 }.to_string(), "between 1 and 100");
+        let page = Page::asked(Some(7_u32), Some(5), size).unwrap();
+        assert_eq!((page.after, page.limit), (Some(7), 5));
+        for size in [PageSize::LISTING, PageSize::CANDIDATES, PageSize::AUDIT] {
+            assert!(1 <= size.default && size.default <= size.max, "{size:?}");
+        }
     }
 }

@@ -14,7 +14,7 @@ use convene_domain::access::TokenHash;
 use convene_domain::audit::{Actor, AuditAction, AuditEntry, AuditFrom};
 use convene_domain::consent::Provider;
 use convene_domain::ids::{TenantId, UserId};
-use convene_domain::ports::Page;
+use convene_domain::ports::{Page, PageSize};
 use convene_domain::service::Requester;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -273,7 +273,7 @@ pub async fn tenants(
 pub struct UsersQuery {
     /// The last user of the previous page.
     after: Option<Uuid>,
-    /// At most this many (default 50; taken into 1–200).
+    /// At most this many (default 20, at most 100).
     limit: Option<u32>,
 }
 
@@ -284,7 +284,7 @@ fn tenant_id(raw: &str) -> Result<TenantId, Problem> {
 /// A tenant's users (audited).
 #[utoipa::path(get, path = "/admin/tenants/{tenant}/users", tag = "admin", security(("admin_token" = [], "admin_totp" = [])),
     params(("tenant" = Uuid, Path), UsersQuery),
-    responses((status = 200, body = Vec<UserView>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Vec<UserView>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn users(
     State(app): State<AppState>,
     admin: Admin,
@@ -293,10 +293,8 @@ pub async fn users(
 ) -> Result<Json<Vec<UserView>>, Problem> {
     let tenant = tenant_id(&tenant)?;
     app.store.tenant(tenant).await?;
-    let page = Page {
-        after: q.after.map(UserId::from_uuid),
-        limit: q.limit.unwrap_or(50).clamp(1, 200),
-    };
+    let page = Page::asked(q.after.map(UserId::from_uuid), q.limit, PageSize::LISTING)
+        .map_err(|e| super::json::invalid("limit", e))?;
     let users = app.store.list_users(tenant, page).await?;
     audit(
         &app,

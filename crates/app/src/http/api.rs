@@ -12,7 +12,7 @@ use convene_domain::email::EmailAddress;
 use convene_domain::ids::{ApiTokenId, MeetingId, ProposalId};
 use convene_domain::meeting::{Answer, Attendance, GuestPass, MeetingTitle};
 use convene_domain::people::{Buffers, PersonName};
-use convene_domain::ports::Page;
+use convene_domain::ports::{Page, PageSize};
 use convene_domain::service::{AvailabilityRequest, Invitee, MeetingRequest};
 use convene_domain::time::{Interval, MeetingLength, SignedDuration, WeeklyHours, Zone};
 use serde::Deserialize;
@@ -94,11 +94,9 @@ fn meeting_request(body: &NewMeeting) -> Result<MeetingRequest> {
 }
 
 fn availability_request(body: &AvailabilityBody) -> Result<AvailabilityRequest> {
-    let limit = match body.limit {
-        None => 10,
-        Some(n @ 1..=100) => n as usize,
-        Some(_) => return Err(invalid("limit", "between 1 and 100")),
-    };
+    let limit = PageSize::CANDIDATES
+        .limit(body.limit)
+        .map_err(|e| invalid("limit", e))? as usize;
     Ok(AvailabilityRequest {
         duration: length(body.duration_minutes)?,
         window: window(&body.window)?,
@@ -379,15 +377,13 @@ pub async fn list_meetings(
     Authenticated(who): Authenticated,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<MeetingPage>> {
-    let limit = match q.limit {
-        None => 20,
-        Some(n @ 1..=100) => n,
-        Some(_) => return Err(invalid("limit", "between 1 and 100")),
-    };
-    let page = Page {
-        after: q.after.map(MeetingId::from_uuid),
-        limit,
-    };
+    let page = Page::asked(
+        q.after.map(MeetingId::from_uuid),
+        q.limit,
+        PageSize::LISTING,
+    )
+    .map_err(|e| invalid("limit", e))?;
+    let limit = page.limit;
     let items = app.scheduler.meetings(&who, page).await?;
     let next = (items.len() == limit as usize)
         .then(|| items.last().map(|m| m.id().as_uuid()))

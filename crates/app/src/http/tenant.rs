@@ -17,7 +17,7 @@ use convene_domain::audit::{Actor, AuditEntry, AuditFrom};
 use convene_domain::consent::{Grant, GrantState, Provider, RevokedBy};
 use convene_domain::ids::UserId;
 use convene_domain::people::{Buffers, Role, UserStatus};
-use convene_domain::ports::Page;
+use convene_domain::ports::{Page, PageSize};
 use convene_domain::service::{Deactivation, MeetingHandling, Requester, TenantMember};
 use convene_domain::tenant::TenantSettings;
 use convene_domain::time::{SignedDuration, WeeklyHours};
@@ -36,9 +36,6 @@ type Result<T> = std::result::Result<T, Problem>;
 
 /// The media type of the audit log's export (`?format=jsonl`): one JSON object a line.
 pub const JSON_LINES: &str = "application/x-ndjson";
-
-/// The most audit rows one request returns.
-pub const MAX_AUDIT_ROWS: u32 = 10_000;
 
 /// A signed-in, active tenant admin (API token or session), acting in their own tenant.
 #[derive(Clone, Copy, Debug)]
@@ -409,15 +406,9 @@ pub async fn list_users(
     TenantAdmin(who): TenantAdmin,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<MemberPage>> {
-    let limit = match q.limit {
-        None => 20,
-        Some(n @ 1..=100) => n,
-        Some(_) => return Err(invalid("limit", "between 1 and 100")),
-    };
-    let page = Page {
-        after: q.after.map(UserId::from_uuid),
-        limit,
-    };
+    let page = Page::asked(q.after.map(UserId::from_uuid), q.limit, PageSize::LISTING)
+        .map_err(|e| invalid("limit", e))?;
+    let limit = page.limit;
     let members = app.scheduler.tenant_members(&who, page).await?;
     let next = (members.len() == limit as usize)
         .then(|| members.last().map(|m| m.user.id.as_uuid()))
@@ -559,11 +550,9 @@ pub async fn audit(
             .map(|a| a.parse().map_err(|_| invalid("after", "an audit row's id")))
             .transpose()?,
     };
-    let limit = match q.limit {
-        None => 1000,
-        Some(n @ 1..=MAX_AUDIT_ROWS) => n,
-        Some(_) => return Err(invalid("limit", "between 1 and 10000")),
-    };
+    let limit = PageSize::AUDIT
+        .limit(q.limit)
+        .map_err(|e| invalid("limit", e))?;
     let rows = app.scheduler.tenant_audit(&who, from, limit).await?;
     let items: Vec<AuditRowView> = rows.iter().map(Into::into).collect();
     match q.format.unwrap_or_default() {

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use convene_domain::consent::{GrantState, Provider, RevokedBy};
 use convene_domain::ids::UserId;
 use convene_domain::people::{Buffers, Role, User};
-use convene_domain::ports::Page;
+use convene_domain::ports::{Page, PageSize};
 use convene_domain::service::{MeetingHandling, TenantMember};
 use convene_domain::tenant::{Tenant, TenantSettings};
 use convene_domain::time::{SignedDuration, Zone};
@@ -170,7 +170,7 @@ async fn tenant_page(app: &AppState, signed: &SignedIn, shown: Shown<'_>) -> Res
     let since = app.clock.now() - SignedDuration::from_hours(24 * AUDIT_DAYS);
     let audit_href = format!(
         "/api/v1/tenant/audit?format=jsonl&limit={}&since={since}",
-        super::tenant::MAX_AUDIT_ROWS
+        PageSize::AUDIT.max
     );
     let status = if shown.error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY

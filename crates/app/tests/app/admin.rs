@@ -161,3 +161,48 @@ async fn admin_is_refused_from_elsewhere_even_with_valid_credentials() {
             .all(|e| e.action != AuditAction::AdminListUsers)
     );
 }
+
+#[tokio::test]
+async fn an_oversized_page_is_refused_not_cut_short() {
+    let world = World::new();
+    let (ada, _) = world.connected_user("ada@acme.test", "Europe/Paris", Provider::Google);
+    let app = TestApp::spawn_admin(world, gate(&["127.0.0.1/32"])).await;
+    let list = |limit: u32| {
+        app.http
+            .get(app.url(&format!(
+                "/admin/tenants/{}/users?limit={limit}",
+                ada.tenant
+            )))
+            .bearer_auth("support-token")
+            .header("x-convene-totp", code(&app, 0))
+            .send()
+    };
+    let r = list(101).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/problem+json",
+        "a problem document"
+    );
+    let problem: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("limit: between 1 and 100"),
+        "{problem}"
+    );
+    let listed = || {
+        app.world
+            .store
+            .audit_entries()
+            .iter()
+            .filter(|e| e.action == AuditAction::AdminListUsers)
+            .count()
+    };
+    assert_eq!(listed(), 0, "nothing was read, so nothing is audited");
+    app.world.clock.advance(jiff::SignedDuration::from_secs(30));
+    let r = list(100).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(listed(), 1);
+}
