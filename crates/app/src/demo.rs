@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use convene_domain::access::{ApiToken, BearerSecret, TokenHash, TokenKind};
+use convene_domain::access::{TokenHash, TokenTerms};
 use convene_domain::consent::{Grant, Provider, Scope};
 use convene_domain::email::EmailAddress;
 use convene_domain::meeting::{Attendance, GuestPass, MeetingState, MeetingTitle};
@@ -209,19 +209,11 @@ pub async fn run(mut config: Config, dir: PathBuf, bind: SocketAddr) -> anyhow::
         source: None,
     };
 
-    let secret =
-        BearerSecret::issue(TokenKind::Api, ada.tenant, &random_bytes::<32>()).context("token")?;
-    store
-        .insert_api_token(&ApiToken {
-            id: app.ids.new_id(),
-            tenant: ada.tenant,
-            user: ada.id,
-            label: "demo".into(),
-            token_hash: secret.hash(),
-            created_at: now,
-            expires_at: Some(now + SignedDuration::from_hours(24)),
-            revoked_at: None,
-        })
+    // Her API token is issued as any user's is: through the use case, which audits it.
+    let terms = TokenTerms::new("demo", Some(1)).context("the demo token's terms")?;
+    let (_, secret) = app
+        .scheduler
+        .create_api_token(&who, &terms, &random_bytes::<32>())
         .await?;
 
     let start = now + SignedDuration::from_hours(24);

@@ -184,6 +184,33 @@ async fn the_demo_runs_offline_and_its_emails_carry_working_vote_links() {
         .unwrap();
     assert_eq!(tenant.status(), 200, "Ada administers the demo tenant");
 
+    // The API token the demo printed works, and its issue is in the audit log, as
+    // every user's token's is.
+    let bearer = printed
+        .split("Bearer ")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("the demo prints an API token")
+        .to_owned();
+    let audit: serde_json::Value = http
+        .get(format!(
+            "{url}/api/v1/tenant/audit?since=2000-01-01T00:00:00Z"
+        ))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let issued = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["action"] == "token_created")
+        .count();
+    assert_eq!(issued, 1, "{audit}");
+
     assert!(started.elapsed() < Duration::from_secs(90));
     drop(demo);
 }
