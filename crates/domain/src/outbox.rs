@@ -98,7 +98,8 @@ impl OutboxPayload {
             Notification::ProposeSlots { meeting, .. }
             | Notification::Rescheduling { meeting, .. }
             | Notification::NoCommonSlot { meeting, .. }
-            | Notification::PollExpired { meeting, .. } => (Some(meeting), None),
+            | Notification::PollExpired { meeting, .. }
+            | Notification::BookingBlocked { meeting, .. } => (Some(meeting), None),
             Notification::Invitation {
                 meeting, attendees, ..
             }
@@ -278,6 +279,15 @@ pub enum Notification {
         /// The organizer.
         to: Recipient,
     },
+    /// Tells the organizer that everyone has answered but their calendar cannot be read
+    /// to book the meeting: reconnect it (or book a proposal from the meeting page).
+    /// Convene books it as soon as the calendar answers again.
+    BookingBlocked {
+        /// The meeting.
+        meeting: MeetingSummary,
+        /// The organizer.
+        to: Recipient,
+    },
     /// Tells a user their calendar connection was revoked: reconnect it.
     GrantRevoked {
         /// The user.
@@ -307,6 +317,7 @@ impl Notification {
             | Self::Cancellation { to, .. }
             | Self::NoCommonSlot { to, .. }
             | Self::PollExpired { to, .. }
+            | Self::BookingBlocked { to, .. }
             | Self::GrantRevoked { to, .. }
             | Self::Incident { to, .. } => to,
         }
@@ -321,6 +332,7 @@ impl Notification {
             Self::Cancellation { .. } => "cancellation",
             Self::NoCommonSlot { .. } => "no_common_slot",
             Self::PollExpired { .. } => "poll_expired",
+            Self::BookingBlocked { .. } => "booking_blocked",
             Self::GrantRevoked { .. } => "grant_revoked",
             Self::Incident { .. } => "incident",
         }

@@ -12,7 +12,9 @@ use convene_domain::meeting::{
 use convene_domain::outbox::{Notification, OutboxPayload};
 use convene_domain::people::User;
 use convene_domain::ports::{CalendarError, GrantStore, MeetingStore, StoreError, UserStore};
-use convene_domain::service::{BookingOutcome, Invitee, MeetingRequest, ServiceError};
+use convene_domain::service::{
+    BookingOutcome, Invitee, MeetingRequest, SchedulingPolicy, ServiceError,
+};
 use convene_domain::time::{Interval, Timestamp};
 use convene_testkit::fixtures::World;
 
@@ -1327,9 +1329,25 @@ async fn a_last_vote_counts_when_the_organizer_calendar_is_down_and_the_sweep_bo
     );
     let still = world.store.meeting(m.tenant(), m.id()).await.unwrap();
     assert_eq!(still.state().name(), "polling", "and not expired either");
+    assert_eq!(
+        count(&world, "booking_blocked", "ada@acme.test"),
+        0,
+        "a short outage goes unnoticed"
+    );
+
+    // An hour later the organizer is told, once, however many sweeps find it so.
+    let notice = SchedulingPolicy::default().blocked_booking_notice;
+    world.clock.set(world.clock.now() + notice);
+    for _ in 0..3 {
+        assert_eq!(world.scheduler.expire_due(m.tenant()).await.unwrap(), 0);
+    }
+    assert_eq!(count(&world, "booking_blocked", "ada@acme.test"), 1);
+    assert_eq!(count(&world, "booking_blocked", "a@guest.test"), 0);
 
     world.google.fail_account("ada@acme.test", None);
     assert_eq!(world.scheduler.expire_due(m.tenant()).await.unwrap(), 1);
     let booked = world.store.meeting(m.tenant(), m.id()).await.unwrap();
     assert_eq!(booked.state().name(), "booked", "the sweep books it");
+    assert_eq!(world.scheduler.expire_due(m.tenant()).await.unwrap(), 0);
+    assert_eq!(count(&world, "booking_blocked", "ada@acme.test"), 1);
 }

@@ -365,6 +365,14 @@ impl EmailComposer for PlainComposer {
                 );
                 format!("Poll closed: {}", meeting.title)
             }
+            Notification::BookingBlocked { meeting, .. } => {
+                let _ = writeln!(
+                    text,
+                    "Everyone has answered the poll for \"{}\", but your calendar cannot be read to book it. Reconnect it in your settings.",
+                    meeting.title
+                );
+                format!("Cannot book yet: {}", meeting.title)
+            }
             Notification::GrantRevoked { provider, .. } => {
                 let _ = writeln!(
                     text,

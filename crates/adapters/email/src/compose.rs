@@ -40,6 +40,7 @@ const TEMPLATES: &[(&str, &str)] = &kind_templates!(
     "cancellation",
     "no_common_slot",
     "poll_expired",
+    "booking_blocked",
     "grant_revoked",
     "incident",
 );
@@ -385,7 +386,8 @@ impl EmailComposer for TemplateComposer {
                 ctx
             }
             Notification::NoCommonSlot { meeting, to }
-            | Notification::PollExpired { meeting, to } => self.context(to, Some(meeting)),
+            | Notification::PollExpired { meeting, to }
+            | Notification::BookingBlocked { meeting, to } => self.context(to, Some(meeting)),
             Notification::GrantRevoked { to, provider } => {
                 let mut ctx = self.context(to, None);
                 ctx.provider = Some(provider_label(*provider));

@@ -204,6 +204,13 @@ fn every_kind() -> Vec<(&'static str, Notification)> {
             },
         ),
         (
+            "booking_blocked",
+            Notification::BookingBlocked {
+                meeting: meeting(),
+                to: organizer_recipient(),
+            },
+        ),
+        (
             "grant_revoked",
             Notification::GrantRevoked {
                 to: organizer_recipient(),
@@ -624,6 +631,10 @@ fn canary_only_the_notifications_own_fields_appear() {
                 to: to.clone(),
             },
             Notification::PollExpired {
+                meeting: m.clone(),
+                to: to.clone(),
+            },
+            Notification::BookingBlocked {
                 meeting: m,
                 to: to.clone(),
             },

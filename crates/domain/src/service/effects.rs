@@ -284,6 +284,18 @@ impl<'a> Effects<'a> {
         );
     }
 
+    /// Tells the organizer, once per round, that the votes are in but their calendar
+    /// cannot be read to book.
+    pub(super) fn booking_blocked(&mut self, meeting: &Meeting, organizer: &User) {
+        self.push(
+            format!("booking-blocked:{}:{}", meeting.id(), meeting.round()),
+            notify(Notification::BookingBlocked {
+                meeting: summary(meeting, Some(organizer)),
+                to: user_recipient(organizer, meeting.organizer_participant().map(|p| p.id)),
+            }),
+        );
+    }
+
     /// Tells a user their calendar connection is gone.
     pub(super) fn grant_revoked(
         &mut self,

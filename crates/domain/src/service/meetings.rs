@@ -640,8 +640,10 @@ impl Scheduler {
 
     /// Closes the tenant's polls past their deadline and tells their organizers; a due
     /// poll whose votes are all in is decided instead (booked, or no common slot), or left
-    /// for the next run while the organizer's calendar cannot be read. Returns how many
-    /// were closed. A poll changed concurrently is left for the next run.
+    /// for the next run while the organizer's calendar cannot be read (once that has
+    /// lasted [`SchedulingPolicy::blocked_booking_notice`], the organizer is told, once a
+    /// round). Returns how many were closed. A poll changed concurrently is left for the
+    /// next run.
     pub async fn expire_due(&self, tenant: TenantId) -> Result<usize, ServiceError> {
         let now = self.ports.clock.now();
         let mut closed = 0;
@@ -652,7 +654,9 @@ impl Scheduler {
                 // now, or at the next sweep if the organizer's calendar still cannot be read.
                 match self.conclude(tenant, id).await {
                     Ok(_) => closed += 1,
-                    Err(ServiceError::CalendarUnavailable) => {}
+                    Err(ServiceError::CalendarUnavailable) => {
+                        self.tell_booking_blocked(&m, now).await?;
+                    }
                     Err(e) => return Err(e),
                 }
                 continue;
@@ -670,6 +674,23 @@ impl Scheduler {
             }
         }
         Ok(closed)
+    }
+
+    /// Tells the organizer of a poll that is due and complete but cannot be booked that
+    /// their calendar cannot be read, when that has lasted the policy's notice. The
+    /// outbox keeps one message per key, so later sweeps do not tell them again.
+    async fn tell_booking_blocked(&self, m: &Meeting, now: Timestamp) -> Result<(), ServiceError> {
+        let MeetingState::Polling { deadline } = m.state() else {
+            return Ok(());
+        };
+        if now < deadline + self.policy.blocked_booking_notice {
+            return Ok(());
+        }
+        let organizer = self.store().user(m.tenant(), m.organizer()).await?;
+        let mut effects = Effects::new(self, m.tenant());
+        effects.booking_blocked(m, &organizer);
+        self.store().enqueue(&effects.messages).await?;
+        Ok(())
     }
 
     /// Records the event the worker created for a booking and sends the invitations

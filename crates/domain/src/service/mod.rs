@@ -173,6 +173,10 @@ pub struct SchedulingPolicy {
     pub poll_duration: SignedDuration,
     /// How many times a use case retries after a concurrent change.
     pub conflict_retries: u32,
+    /// How long a poll whose votes are all in may wait for its organizer's calendar to
+    /// answer (so that it can be booked) before the organizer is told, once, that it
+    /// cannot be read. A shorter outage goes unnoticed; the booking waits either way.
+    pub blocked_booking_notice: SignedDuration,
 }
 
 impl Default for SchedulingPolicy {
@@ -183,6 +187,7 @@ impl Default for SchedulingPolicy {
             proposals: 5,
             poll_duration: SignedDuration::from_hours(72),
             conflict_retries: 5,
+            blocked_booking_notice: SignedDuration::from_hours(1),
         }
     }
 }
