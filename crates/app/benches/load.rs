@@ -6,9 +6,14 @@
 //! - votes: guests of many meetings post `/api/v1/guest/{token}/votes` over 64 connections
 //!   for 10 s (or 200,000 votes), spread so that two requests rarely touch one meeting; the
 //!   worker does not run, so the figure is the API and the store;
+//! - votes again, posted by wrk (when installed) over 64 connections for 10 s to
+//!   `convene serve`, the binary, started in a process of its own on the same database
+//!   (its worker running), with its idle and loaded resident memory;
 //! - availability: an organizer asks `/api/v1/availability` for 50 connected participants
 //!   (Google and Microsoft fakes answering in 20 ms, one batched call per provider) over 64
 //!   connections for 5 s, then over one connection for 2 s (the latency without load);
+//!   in this process only, as the binary would need HTTP stand-ins for Google's and
+//!   Microsoft's APIs;
 //! - the resident memory (VmRSS) of this process, idle after start-up and after each load.
 //!
 //! Needs `DATABASE_URL` (a role that may create databases); without it, says so and exits.
@@ -82,6 +87,12 @@ const CONNECTED: usize = 50;
 const PROVIDER_LATENCY: Duration = Duration::from_millis(20);
 /// Unmeasured load before each measurement (connections opened, statements prepared).
 const WARM_UP: Duration = Duration::from_secs(1);
+/// The guest link secret of both servers, so that either takes the links made here.
+const GUEST_LINK_SECRET: &str = "the load benchmark's guest link secret (32+ bytes)";
+/// The credentials key of both servers.
+const CREDENTIALS_KEY: [u8; 32] = [7; 32];
+/// How long `convene serve` may take to answer `/readyz`.
+const SERVE_START: Duration = Duration::from_secs(30);
 /// A request taking longer than this counts as an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -150,7 +161,12 @@ fn scratch_url(url: &str, db: &str) -> String {
 
 /// This process's resident set, from `/proc/self/status`.
 fn rss() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    rss_of("self")
+}
+
+/// The resident memory of process `pid` (or `self`), and its peak.
+fn rss_of(pid: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -164,7 +180,7 @@ fn rss() -> String {
             rss as f64 / 1024.0,
             peak as f64 / 1024.0
         ),
-        _ => "unknown (no /proc/self/status)".into(),
+        _ => format!("unknown (no /proc/{pid}/status)"),
     }
 }
 
@@ -182,7 +198,7 @@ struct Served {
 /// Serves the real router over `PgStore` on 127.0.0.1 with the testkit's fakes around it.
 async fn serve(url: &str) -> anyhow::Result<Served> {
     let ring = KeyRing::from_keys(
-        [(KeyId::new("load").context("a key id")?, [7; 32])],
+        [(KeyId::new("load").context("a key id")?, CREDENTIALS_KEY)],
         KeyId::new("load").context("a key id")?,
     )
     .context("a key ring")?;
@@ -213,7 +229,7 @@ async fn serve(url: &str) -> anyhow::Result<Served> {
         ids: ids.clone(),
     };
     let scheduler = Scheduler::new(ports, SchedulingPolicy::default());
-    let secret = b"the load benchmark's guest link secret (32+ bytes)";
+    let secret = GUEST_LINK_SECRET.as_bytes();
     let guest_tokens = GuestTokens::new(secret).context("a guest link secret")?;
     let logins = LoginProviders::new()
         .with(google_identity, no_issuer())
@@ -307,7 +323,7 @@ async fn bench(url: String) -> anyhow::Result<()> {
         votes.len()
     );
     let post = {
-        let (http, base) = (http.clone(), served.base.clone());
+        let (http, base, votes) = (http.clone(), served.base.clone(), Arc::clone(&votes));
         Arc::new(move |n: u64| {
             let target = &votes[(n % votes.len() as u64) as usize];
             http.post(format!("{base}/api/v1/guest/{}/votes", target.token))
@@ -332,6 +348,7 @@ async fn bench(url: String) -> anyhow::Result<()> {
         figures.error_detail(),
     );
     println!("RSS after the votes:       {}", rss());
+    votes_against_the_binary(&url, &votes).await?;
 
     // Availability.
     let (token, body) = availability_request(&served, &tenant).await?;
@@ -702,4 +719,238 @@ where
     all.elapsed = started.elapsed();
     all.latencies.sort_unstable();
     all
+}
+
+/// Votes posted by wrk, in a process of its own, to `convene serve`, the binary, in a
+/// process of its own, over the same database: the shape an operator runs (with its
+/// worker draining the outbox the votes fill, and its request logs). Skipped, with a
+/// message, when wrk is not installed.
+async fn votes_against_the_binary(url: &str, votes: &[VoteTarget]) -> anyhow::Result<()> {
+    let Some(wrk) = on_path("wrk") else {
+        println!(
+            "votes against `convene serve`: skipped, wrk is not installed (apt-get install wrk)"
+        );
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("votes.lua");
+    std::fs::write(&script, wrk_script(votes)?)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = dir.path().join("serve.log");
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_convene"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("DATABASE_URL", url)
+        .env("CONVENE_BIND", format!("127.0.0.1:{port}"))
+        .env("CONVENE_KEYS__GUEST_LINKS", GUEST_LINK_SECRET)
+        .env("CONVENE_KEYS__CREDENTIALS", {
+            use base64::Engine as _;
+            format!(
+                "load:{}",
+                base64::engine::general_purpose::STANDARD.encode(CREDENTIALS_KEY)
+            )
+        })
+        .env("CONVENE_LIMITS__PER_IP_PER_MINUTE", u32::MAX.to_string())
+        .env(
+            "CONVENE_LIMITS__PER_ACCOUNT_PER_MINUTE",
+            u32::MAX.to_string(),
+        )
+        .env("CONVENE_MAIL__DIR", dir.path().join("mail"))
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(std::fs::File::options().append(true).open(&log)?)
+        .kill_on_drop(true)
+        .spawn()
+        .context("convene serve starts")?;
+    let pid = server.id().context("convene serve's pid")?.to_string();
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let ready = http.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        if started.elapsed() > SERVE_START || server.try_wait()?.is_some() {
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            anyhow::bail!("convene serve did not become ready:\n{said}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "convene serve (pid {pid}, its worker running, logs to a file) on {base}: RSS idle after start-up {}",
+        rss_of(&pid)
+    );
+    let run = |seconds: u64| {
+        std::process::Command::new(&wrk)
+            .args([
+                "-t2",
+                &format!("-c{CONNECTIONS}"),
+                &format!("-d{seconds}s"),
+                "--latency",
+                "-s",
+            ])
+            .arg(&script)
+            .arg(&base)
+            .output()
+    };
+    let run = |seconds| {
+        let out = run(seconds)?;
+        anyhow::ensure!(
+            out.status.success(),
+            "wrk failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    tokio::task::block_in_place(|| run(WARM_UP.as_secs().max(1)))?;
+    let said = tokio::task::block_in_place(|| run(VOTING.as_secs()))?;
+    let figures = WrkFigures::parse(&said).with_context(|| format!("wrk said:\n{said}"))?;
+    println!(
+        "votes, wrk → convene serve: {:>7.0} votes/s   p50 {:>6.1} ms   p99 {:>6.1} ms   {} votes in {}, {} errors (wrk: 2 threads, {CONNECTIONS} connections)",
+        figures.rate,
+        figures.p50_ms,
+        figures.p99_ms,
+        figures.requests,
+        figures.elapsed,
+        figures.errors
+    );
+    println!("convene serve RSS after the votes: {}", rss_of(&pid));
+    // A graceful stop: the worker finishes what it holds.
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .context("SIGTERM to convene serve")?;
+    let stopped = tokio::time::timeout(Duration::from_secs(20), server.wait()).await;
+    anyhow::ensure!(
+        stopped.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "convene serve did not stop cleanly on SIGTERM"
+    );
+    let said = std::fs::read_to_string(&log)?;
+    let alarming: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+        .collect();
+    println!(
+        "convene serve logged {} lines, {} of them warnings or errors{}",
+        said.lines().count(),
+        alarming.len(),
+        alarming
+            .first()
+            .map(|l| format!(", the first: {l}"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// An executable of this name on `PATH`.
+fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// wrk's script: every voting guest's path and both answer bodies; each wrk thread
+/// starts at its own place and walks the guests in order (neighbours are guests of
+/// different meetings), flipping the answers on each pass.
+fn wrk_script(votes: &[VoteTarget]) -> anyhow::Result<String> {
+    let mut lua = String::from("local targets = {\n");
+    for v in votes {
+        let [a, b] = &v.bodies;
+        let (a, b) = (std::str::from_utf8(a)?, std::str::from_utf8(b)?);
+        anyhow::ensure!(
+            !a.contains("]==]") && !b.contains("]==]"),
+            "a body Lua cannot quote"
+        );
+        lua.push_str(&format!(
+            "  {{ \"/api/v1/guest/{}/votes\", [==[{a}]==], [==[{b}]==] }},\n",
+            v.token
+        ));
+    }
+    lua.push_str(
+        r#"}
+local threads = 0
+function setup(thread)
+  thread:set("first", threads * 977)
+  threads = threads + 1
+end
+local n, flip = 0, 2
+function init(args)
+  n = first % #targets
+end
+function request()
+  n = n + 1
+  if n > #targets then
+    n, flip = 1, 5 - flip
+  end
+  local t = targets[n]
+  return wrk.format("POST", t[1], { ["Content-Type"] = "application/json" }, t[flip])
+end
+"#,
+    );
+    Ok(lua)
+}
+
+/// What wrk printed, in numbers.
+#[derive(Debug)]
+struct WrkFigures {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    requests: u64,
+    elapsed: String,
+    errors: u64,
+}
+
+impl WrkFigures {
+    fn parse(out: &str) -> anyhow::Result<Self> {
+        let after = |prefix: &str| {
+            out.lines()
+                .find_map(|l| l.trim().strip_prefix(prefix).map(str::trim))
+        };
+        let millis = |v: &str| -> anyhow::Result<f64> {
+            let split = v
+                .find(|c: char| c.is_ascii_alphabetic())
+                .context("a unit")?;
+            let (n, unit) = v.split_at(split);
+            let n: f64 = n.parse()?;
+            Ok(match unit {
+                "us" => n / 1000.0,
+                "ms" => n,
+                "s" => n * 1000.0,
+                "m" => n * 60_000.0,
+                other => anyhow::bail!("unknown unit {other}"),
+            })
+        };
+        let (requests, elapsed) = out
+            .lines()
+            .find_map(|l| {
+                let l = l.trim();
+                let (n, rest) = l.split_once(" requests in ")?;
+                Some((n.parse::<u64>().ok()?, rest.split(',').next()?.to_owned()))
+            })
+            .context("the request count")?;
+        let socket_errors: u64 = after("Socket errors:")
+            .map(|s| {
+                s.split(',')
+                    .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+        let non_2xx: u64 = after("Non-2xx or 3xx responses:")
+            .map(str::parse)
+            .transpose()?
+            .unwrap_or(0);
+        Ok(Self {
+            rate: after("Requests/sec:").context("Requests/sec")?.parse()?,
+            p50_ms: millis(after("50%").context("the median")?)?,
+            p99_ms: millis(after("99%").context("the 99th percentile")?)?,
+            requests,
+            elapsed,
+            errors: socket_errors + non_2xx,
+        })
+    }
 }
