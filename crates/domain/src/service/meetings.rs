@@ -641,9 +641,11 @@ impl Scheduler {
     /// Closes the tenant's polls past their deadline and tells their organizers; a due
     /// poll whose votes are all in is decided instead (booked, or no common slot), or left
     /// for the next run while the organizer's calendar cannot be read (once that has
-    /// lasted [`SchedulingPolicy::blocked_booking_notice`], the organizer is told, once a
+    /// lasted the policy's [`blocked_booking_notice`], the organizer is told, once a
     /// round). Returns how many were closed. A poll changed concurrently is left for the
     /// next run.
+    ///
+    /// [`blocked_booking_notice`]: super::SchedulingPolicy::blocked_booking_notice
     pub async fn expire_due(&self, tenant: TenantId) -> Result<usize, ServiceError> {
         let now = self.ports.clock.now();
         let mut closed = 0;
