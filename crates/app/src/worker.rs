@@ -68,19 +68,12 @@ impl Worker {
             return Ok(0);
         }
         let results = self.scheduler.deliver_batch(&batch).await;
+        let mut delivered = Vec::with_capacity(batch.len());
         for (claimed, result) in batch.iter().zip(results) {
             let m = &claimed.message;
             let kind = m.payload.kind();
             match result {
-                Ok(()) => {
-                    match self.store.complete(m.tenant, m.id, self.clock.now()).await {
-                        // Erased meanwhile (the message named a person who left): done.
-                        Ok(()) | Err(StoreError::NotFound) => {}
-                        Err(e) => return Err(e),
-                    }
-                    metrics::counter!("outbox_delivered_total", "kind" => kind).increment(1);
-                    tracing::info!(message_id = %m.id, kind, attempts = claimed.attempts, "delivered");
-                }
+                Ok(()) => delivered.push(claimed),
                 Err(e) => {
                     let jitter: f64 = rand::rng().random();
                     let mut decision =
@@ -110,6 +103,19 @@ impl Worker {
                     metrics::counter!("outbox_failed_total", "kind" => kind).increment(1);
                 }
             }
+        }
+        // The delivered ones are reported together: one statement for the batch, not one
+        // each. (Should it fail, their claims lapse and they are delivered again: the
+        // outbox is at-least-once, and every delivery carries an idempotency key.)
+        let done: Vec<_> = delivered
+            .iter()
+            .map(|c| (c.message.tenant, c.message.id))
+            .collect();
+        self.store.complete_all(&done, self.clock.now()).await?;
+        for claimed in delivered {
+            let (m, kind) = (&claimed.message, claimed.message.payload.kind());
+            metrics::counter!("outbox_delivered_total", "kind" => kind).increment(1);
+            tracing::info!(message_id = %m.id, kind, attempts = claimed.attempts, "delivered");
         }
         Ok(batch.len())
     }

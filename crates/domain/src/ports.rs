@@ -468,6 +468,24 @@ pub trait OutboxStore: Send + Sync {
         id: MessageId,
         now: Timestamp,
     ) -> Result<(), StoreError>;
+    /// Each message of `delivered` was delivered, as [`OutboxStore::complete`] says of
+    /// one; a message no longer in the outbox (erased meanwhile) or of another tenant is
+    /// left alone, without an error. A worker reports a whole batch at once, so a store
+    /// SHOULD do it in one statement; this default asks [`OutboxStore::complete`] for
+    /// each.
+    async fn complete_all(
+        &self,
+        delivered: &[(TenantId, MessageId)],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        for &(tenant, id) in delivered {
+            match self.complete(tenant, id, now).await {
+                Ok(()) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
     /// The attempt failed: retry at the decided time, or keep the message as dead.
     async fn fail(
         &self,

@@ -312,6 +312,7 @@ where
     session_store(make().await.as_ref()).await;
     audit_log(make().await.as_ref()).await;
     outbox(make().await.as_ref()).await;
+    outbox_complete_all(make().await.as_ref()).await;
     tenant_admin(make().await.as_ref()).await;
     ballots(make().await.as_ref()).await;
 }
@@ -2122,6 +2123,73 @@ pub async fn outbox(store: &dyn Store) {
             dead: 1
         }),
         "enqueuing a key again is a no-op, even after delivery"
+    );
+}
+
+/// A worker's report of a whole batch: `complete_all` delivers each message it names in
+/// its own tenant, and leaves alone (without an error) what is gone or of another tenant.
+pub async fn outbox_complete_all(store: &dyn Store) {
+    let a = tenant(1, "alpha");
+    let b = tenant(2, "beta");
+    seed(store, &[&a, &b], &[]).await;
+    let at_secs = |s: i64| t0() + SignedDuration::from_secs(s);
+    let m1 = notice(21, a.id, "c1", "one@example.org", t0());
+    let m2 = event(22, a.id, "c2", at_secs(1));
+    let m3 = notice(23, a.id, "c3", "three@example.org", at_secs(2));
+    let m4 = event(24, b.id, "c1", at_secs(3));
+    store
+        .enqueue(&[m1.clone(), m2.clone(), m3.clone(), m4.clone()])
+        .await
+        .expect("enqueue");
+    let claimed = store.claim(at_secs(10), lease(), 10).await.expect("claim");
+    assert_eq!(claimed.len(), 4);
+    let gone: MessageId = id(99);
+    store
+        .complete_all(
+            &[
+                (a.id, m1.id),
+                (a.id, m2.id),
+                (b.id, m4.id),
+                (a.id, gone),
+                (b.id, m3.id),
+            ],
+            at_secs(20),
+        )
+        .await
+        .expect("complete_all: a message gone or of another tenant is no error");
+    assert_eq!(
+        store.outbox_counts().await,
+        Ok(OutboxCounts {
+            in_flight: 1,
+            delivered: 3,
+            ..OutboxCounts::default()
+        }),
+        "complete_all delivers each message named in its own tenant"
+    );
+    let lapsed = store.claim(at_secs(200), lease(), 10).await.expect("claim");
+    assert_eq!(
+        lapsed
+            .iter()
+            .map(|c| (c.message.id, c.attempts))
+            .collect::<Vec<_>>(),
+        vec![(m3.id, 2)],
+        "delivered messages are never handed out again; one named with another tenant is \
+         not delivered"
+    );
+    store
+        .complete_all(&[(a.id, m1.id), (a.id, m3.id)], at_secs(210))
+        .await
+        .expect("complete_all of a delivered message again");
+    store
+        .complete_all(&[], at_secs(220))
+        .await
+        .expect("complete_all of nothing");
+    assert_eq!(
+        store.outbox_counts().await,
+        Ok(OutboxCounts {
+            delivered: 4,
+            ..OutboxCounts::default()
+        })
     );
 }
 

@@ -45,6 +45,11 @@ async fn outbox() {
 }
 
 #[tokio::test]
+async fn outbox_complete_all() {
+    contract::outbox_complete_all(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
 async fn all_suites_through_the_runner() {
     contract::all(|| async {
         std::sync::Arc::new(MemoryStore::new()) as std::sync::Arc<dyn convene_domain::ports::Store>

@@ -110,6 +110,33 @@ impl OutboxStore for PgStore {
         Ok(())
     }
 
+    async fn complete_all(
+        &self,
+        delivered: &[(TenantId, MessageId)],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        if delivered.is_empty() {
+            return Ok(());
+        }
+        let (tenants, ids): (Vec<uuid::Uuid>, Vec<uuid::Uuid>) = delivered
+            .iter()
+            .map(|(t, m)| (t.as_uuid(), m.as_uuid()))
+            .unzip();
+        self.query(
+            "UPDATE outbox AS o SET state = 'delivered', payload = NULL, claimed_until = NULL, \
+             available_at = NULL, last_error = NULL, done_at = $3 \
+             FROM UNNEST($1::uuid[], $2::uuid[]) AS d (t, m) \
+             WHERE o.tenant_id = d.t AND o.id = d.m AND o.state <> 'delivered'",
+        )
+        .bind(tenants)
+        .bind(ids)
+        .bind(Micros::of(now))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
     async fn fail(
         &self,
         tenant: TenantId,

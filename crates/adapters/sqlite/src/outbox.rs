@@ -119,6 +119,32 @@ impl OutboxStore for SqliteStore {
         Ok(())
     }
 
+    async fn complete_all(
+        &self,
+        delivered: &[(TenantId, MessageId)],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        if delivered.is_empty() {
+            return Ok(());
+        }
+        // One write transaction (one commit) for the batch.
+        let mut tx = self.write().await?;
+        for (tenant, id) in delivered {
+            self.query(
+                "UPDATE outbox SET state = 'delivered', payload = NULL, claimed_until = NULL, \
+                 available_at = NULL, last_error = NULL, done_at = ?3 \
+                 WHERE tenant_id = ?1 AND id = ?2 AND state <> 'delivered'",
+            )
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .bind(Micros::of(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)
+    }
+
     async fn fail(
         &self,
         tenant: TenantId,

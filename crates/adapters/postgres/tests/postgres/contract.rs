@@ -46,6 +46,11 @@ async fn outbox(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../../../migrations/postgres")]
+async fn outbox_complete_all(pool: PgPool) {
+    contract::outbox_complete_all(store(pool).as_ref()).await;
+}
+
+#[sqlx::test(migrations = "../../../migrations/postgres")]
 async fn tenant_admin(pool: PgPool) {
     contract::tenant_admin(store(pool).as_ref()).await;
 }

@@ -47,6 +47,11 @@ async fn outbox() {
     contract::outbox(store().await.as_ref()).await;
 }
 
+#[tokio::test]
+async fn outbox_complete_all() {
+    contract::outbox_complete_all(store().await.as_ref()).await;
+}
+
 /// The same suites on database files (WAL, separate reader and writer connections).
 #[tokio::test]
 async fn all_suites_on_files() {
