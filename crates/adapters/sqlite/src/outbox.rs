@@ -51,6 +51,12 @@ impl SqliteStore {
     }
 }
 
+/// Marks message `?2` of tenant `?1` delivered at `?3`, its payload dropped (a message
+/// delivered already is left as it is).
+const DELIVER: &str = "UPDATE outbox SET state = 'delivered', payload = NULL, claimed_until = NULL, \
+     available_at = NULL, last_error = NULL, done_at = ?3 \
+     WHERE tenant_id = ?1 AND id = ?2 AND state <> 'delivered'";
+
 #[async_trait]
 impl OutboxStore for SqliteStore {
     async fn enqueue(&self, messages: &[OutboxMessage]) -> Result<(), StoreError> {
@@ -101,11 +107,7 @@ impl OutboxStore for SqliteStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let done = self
-            .query(
-                "UPDATE outbox SET state = 'delivered', payload = NULL, claimed_until = NULL, \
-                 available_at = NULL, last_error = NULL, done_at = ?3 \
-                 WHERE tenant_id = ?1 AND id = ?2 AND state <> 'delivered'",
-            )
+            .query(DELIVER)
             .bind(tenant.as_uuid())
             .bind(id.as_uuid())
             .bind(Micros::of(now))
@@ -130,17 +132,13 @@ impl OutboxStore for SqliteStore {
         // One write transaction (one commit) for the batch.
         let mut tx = self.write().await?;
         for (tenant, id) in delivered {
-            self.query(
-                "UPDATE outbox SET state = 'delivered', payload = NULL, claimed_until = NULL, \
-                 available_at = NULL, last_error = NULL, done_at = ?3 \
-                 WHERE tenant_id = ?1 AND id = ?2 AND state <> 'delivered'",
-            )
-            .bind(tenant.as_uuid())
-            .bind(id.as_uuid())
-            .bind(Micros::of(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+            self.query(DELIVER)
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .bind(Micros::of(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
         }
         tx.commit().await.map_err(store_error)
     }
