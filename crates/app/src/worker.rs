@@ -68,54 +68,53 @@ impl Worker {
             return Ok(0);
         }
         let results = self.scheduler.deliver_batch(&batch).await;
-        let mut delivered = Vec::with_capacity(batch.len());
-        for (claimed, result) in batch.iter().zip(results) {
-            let m = &claimed.message;
-            let kind = m.payload.kind();
-            match result {
-                Ok(()) => delivered.push(claimed),
-                Err(e) => {
-                    let jitter: f64 = rand::rng().random();
-                    let mut decision =
-                        self.retry
-                            .after_failure(claimed.attempts, &e, jitter, self.clock.now());
-                    tracing::warn!(message_id = %m.id, kind, attempts = claimed.attempts, error = %e, ?decision, "delivery failed");
-                    if decision == RetryDecision::Dead {
-                        // A dead message must not take a booking or a revocation with it.
-                        match self.scheduler.gave_up(m).await {
-                            Ok(()) => tracing::warn!(message_id = %m.id, kind, "given up"),
-                            Err(e) => {
-                                tracing::warn!(message_id = %m.id, kind, error = %e, "giving up failed; trying again later");
-                                decision = RetryDecision::RetryAt(
-                                    self.clock.now() + SignedDuration::from_mins(1),
-                                );
-                            }
-                        }
-                    }
-                    match self
-                        .store
-                        .fail(m.tenant, m.id, &e.to_string(), decision)
-                        .await
-                    {
-                        Ok(()) | Err(StoreError::NotFound) => {}
-                        Err(e) => return Err(e),
-                    }
-                    metrics::counter!("outbox_failed_total", "kind" => kind).increment(1);
-                }
-            }
-        }
-        // The delivered ones are reported together: one statement for the batch, not one
-        // each. (Should it fail, their claims lapse and they are delivered again: the
-        // outbox is at-least-once, and every delivery carries an idempotency key.)
+        let (delivered, failed): (Vec<_>, Vec<_>) = batch
+            .iter()
+            .zip(results)
+            .partition(|(_, result)| result.is_ok());
+        // The delivered ones are reported first and together: one statement for the
+        // batch, not one each, and before a failure's report can cut the tick short.
+        // (Should it fail, their claims lapse and they are delivered again: the outbox is
+        // at-least-once, and every delivery carries an idempotency key.)
         let done: Vec<_> = delivered
             .iter()
-            .map(|c| (c.message.tenant, c.message.id))
+            .map(|(c, _)| (c.message.tenant, c.message.id))
             .collect();
         self.store.complete_all(&done, self.clock.now()).await?;
-        for claimed in delivered {
+        for (claimed, _) in &delivered {
             let (m, kind) = (&claimed.message, claimed.message.payload.kind());
             metrics::counter!("outbox_delivered_total", "kind" => kind).increment(1);
             tracing::info!(message_id = %m.id, kind, attempts = claimed.attempts, "delivered");
+        }
+        for (claimed, result) in failed {
+            let Err(e) = result else { continue };
+            let m = &claimed.message;
+            let kind = m.payload.kind();
+            let jitter: f64 = rand::rng().random();
+            let mut decision =
+                self.retry
+                    .after_failure(claimed.attempts, &e, jitter, self.clock.now());
+            tracing::warn!(message_id = %m.id, kind, attempts = claimed.attempts, error = %e, ?decision, "delivery failed");
+            if decision == RetryDecision::Dead {
+                // A dead message must not take a booking or a revocation with it.
+                match self.scheduler.gave_up(m).await {
+                    Ok(()) => tracing::warn!(message_id = %m.id, kind, "given up"),
+                    Err(e) => {
+                        tracing::warn!(message_id = %m.id, kind, error = %e, "giving up failed; trying again later");
+                        decision =
+                            RetryDecision::RetryAt(self.clock.now() + SignedDuration::from_mins(1));
+                    }
+                }
+            }
+            match self
+                .store
+                .fail(m.tenant, m.id, &e.to_string(), decision)
+                .await
+            {
+                Ok(()) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+            metrics::counter!("outbox_failed_total", "kind" => kind).increment(1);
         }
         Ok(batch.len())
     }
