@@ -37,6 +37,16 @@ fn code(app: &TestApp, steps_back: u64) -> String {
     totp.generate(now - steps_back * 30).to_string()
 }
 
+/// How many admin reads of a tenant's user list are in the audit log.
+fn user_listings(app: &TestApp) -> usize {
+    app.world
+        .store
+        .audit_entries()
+        .iter()
+        .filter(|e| e.action == AuditAction::AdminListUsers)
+        .count()
+}
+
 fn gate(networks: &[&str]) -> AdminGate {
     AdminGate::new(
         networks.iter().map(|n| n.parse().unwrap()).collect(),
@@ -76,21 +86,17 @@ async fn admin_needs_the_network_the_token_and_a_fresh_code() {
         get("nobody", Some(code(&app, 0))).await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
-    let audited = || {
-        app.world
-            .store
-            .audit_entries()
-            .iter()
-            .filter(|e| e.action == AuditAction::AdminListUsers)
-            .count()
-    };
-    assert_eq!(audited(), 0);
+    assert_eq!(user_listings(&app), 0);
     let fresh = code(&app, 0);
     let r = get("support-token", Some(fresh.clone())).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body[0]["email"], "ada@acme.test");
-    assert_eq!(audited(), 1, "one audit row per read of personal data");
+    assert_eq!(
+        user_listings(&app),
+        1,
+        "one audit row per read of personal data"
+    );
     let row = app
         .world
         .store
@@ -192,17 +198,13 @@ async fn an_oversized_page_is_refused_not_cut_short() {
             .contains("limit: between 1 and 100"),
         "{problem}"
     );
-    let listed = || {
-        app.world
-            .store
-            .audit_entries()
-            .iter()
-            .filter(|e| e.action == AuditAction::AdminListUsers)
-            .count()
-    };
-    assert_eq!(listed(), 0, "nothing was read, so nothing is audited");
+    assert_eq!(
+        user_listings(&app),
+        0,
+        "nothing was read, so nothing is audited"
+    );
     app.world.clock.advance(jiff::SignedDuration::from_secs(30));
     let r = list(100).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(listed(), 1);
+    assert_eq!(user_listings(&app), 1);
 }
