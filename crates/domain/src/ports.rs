@@ -242,6 +242,22 @@ pub trait GrantStore: Send + Sync {
         tenant: TenantId,
         grant: GrantId,
     ) -> Result<Option<Credentials>, StoreError>;
+    /// The credentials of many grants, one answer per grant asked, in the order asked:
+    /// `Ok(None)` for a grant without credentials (or of another tenant than the one
+    /// given with it), `Err(Corrupt)` for credentials that cannot be decrypted (the
+    /// others are still answered). A store that cannot be read answers `Err` for every
+    /// grant. The default asks [`GrantStore::credentials`] for each; stores read them all
+    /// at once (an availability request checks every participant's grant).
+    async fn credentials_of(
+        &self,
+        grants: &[(TenantId, GrantId)],
+    ) -> Vec<Result<Option<Credentials>, StoreError>> {
+        let mut answers = Vec::with_capacity(grants.len());
+        for &(tenant, grant) in grants {
+            answers.push(self.credentials(tenant, grant).await);
+        }
+        answers
+    }
     /// Forgets a grant's credentials. Deleting absent credentials is not an error.
     async fn delete_credentials(&self, tenant: TenantId, grant: GrantId) -> Result<(), StoreError>;
 }

@@ -16,7 +16,7 @@ use convene_domain::access::{ApiToken, Session, TokenHash};
 use convene_domain::audit::{Actor, AuditAction, AuditEntry, AuditFrom};
 use convene_domain::consent::{Grant, GrantState, Provider, RevokedBy, Scope};
 use convene_domain::email::EmailAddress;
-use convene_domain::ids::{MeetingId, MessageId, TenantId};
+use convene_domain::ids::{GrantId, MeetingId, MessageId, TenantId};
 use convene_domain::meeting::{
     Answer, Attendance, Ballot, Meeting, MeetingDraft, MeetingTitle, Participant, ParticipantKind,
     Proposal,
@@ -1034,6 +1034,47 @@ pub async fn grant_store(store: &dyn Store) {
         same_credentials(&got, &c2),
         "another tenant MUST NOT replace or delete this tenant's credentials"
     );
+
+    // Many grants' credentials at once, one answer per grant asked, in order.
+    store
+        .put_credentials(a.id, g1.id(), &c1)
+        .await
+        .expect("put_credentials of another grant");
+    let unknown: GrantId = id(2999);
+    let asked = [
+        (a.id, g2.id()),
+        (b.id, g2.id()),
+        (a.id, g1.id()),
+        (a.id, unknown),
+        (a.id, g2.id()),
+    ];
+    let got = store.credentials_of(&asked).await;
+    assert_eq!(
+        got.len(),
+        asked.len(),
+        "credentials_of answers once per grant asked"
+    );
+    let expected = [Some(&c2), None, Some(&c1), None, Some(&c2)];
+    for (n, (got, want)) in got.iter().zip(expected).enumerate() {
+        match (got, want) {
+            (Ok(Some(got)), Some(want)) => assert!(
+                same_credentials(got, want),
+                "credentials_of answer {n} is what put_credentials stored"
+            ),
+            (Ok(None), None) => {}
+            (got, want) => panic!(
+                "credentials_of answer {n} (another tenant's grant and an unknown grant have none): expected {want:?}, got {got:?}"
+            ),
+        }
+    }
+    assert!(
+        store.credentials_of(&[]).await.is_empty(),
+        "credentials_of of no grant is empty"
+    );
+    store
+        .delete_credentials(a.id, g1.id())
+        .await
+        .expect("delete_credentials of the other grant");
     store
         .delete_credentials(a.id, g2.id())
         .await

@@ -91,6 +91,8 @@ struct State {
     users: BTreeMap<UserId, User>,
     grants: BTreeMap<GrantId, Grant>,
     credentials: BTreeMap<GrantId, (TenantId, Credentials)>,
+    /// Reads of `credentials`: one per `credentials` or `credentials_of` call.
+    credential_reads: usize,
     meetings: BTreeMap<MeetingId, MeetingSnapshot>,
     sessions: BTreeMap<SessionId, Session>,
     tokens: BTreeMap<ApiTokenId, ApiToken>,
@@ -276,6 +278,13 @@ impl MemoryStore {
             Some(e) => Err(e),
             None => Ok(s),
         }
+    }
+
+    /// How many times credentials were read: once per
+    /// [`GrantStore::credentials`] call and once per [`GrantStore::credentials_of`] call
+    /// however many grants it asks for (what a database would answer in one statement).
+    pub fn credential_reads(&self) -> usize {
+        lock(&self.state).credential_reads
     }
 
     /// Every outbox message in any state, in enqueue order.
@@ -607,12 +616,32 @@ impl GrantStore for MemoryStore {
         tenant: TenantId,
         grant: GrantId,
     ) -> Result<Option<Credentials>, StoreError> {
-        Ok(self
-            .begin()?
-            .credentials
+        let mut s = self.begin()?;
+        s.credential_reads += 1;
+        Ok(s.credentials
             .get(&grant)
             .filter(|(t, _)| *t == tenant)
             .map(|(_, c)| c.clone()))
+    }
+
+    async fn credentials_of(
+        &self,
+        grants: &[(TenantId, GrantId)],
+    ) -> Vec<Result<Option<Credentials>, StoreError>> {
+        let mut s = match self.begin() {
+            Ok(s) => s,
+            Err(e) => return grants.iter().map(|_| Err(e.clone())).collect(),
+        };
+        s.credential_reads += 1;
+        grants
+            .iter()
+            .map(|(tenant, grant)| {
+                Ok(s.credentials
+                    .get(grant)
+                    .filter(|(t, _)| t == tenant)
+                    .map(|(_, c)| c.clone()))
+            })
+            .collect()
     }
 
     async fn delete_credentials(&self, tenant: TenantId, grant: GrantId) -> Result<(), StoreError> {

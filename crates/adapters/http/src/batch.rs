@@ -1,9 +1,9 @@
 //! Free/busy for many calendars in few calls: the plan Google and Microsoft share.
 //!
-//! 1. Every calendar's own grant is checked first: its access token is loaded (and
-//!    refreshed when stale) so a grant the provider revoked is reported as
-//!    [`CalendarError::ConsentRevoked`] for that calendar, never hidden behind a
-//!    colleague's token.
+//! 1. Every calendar's own grant is checked first: its access token is loaded (every
+//!    calendar's credentials in one store read) and refreshed when stale, so a grant the
+//!    provider revoked is reported as [`CalendarError::ConsentRevoked`] for that
+//!    calendar, never hidden behind a colleague's token.
 //! 2. Calendars whose account is a calendar address (an email) are grouped by tenant (a
 //!    Workspace domain or Microsoft tenant, inside which free/busy is shared) and read in
 //!    batches of at most [`FreeBusySource::MAX_CALENDARS`], with the token of the first
@@ -87,13 +87,12 @@ pub async fn free_busy<S: FreeBusySource>(
         }
     }
 
-    // 1. Every calendar's own grant must be alive.
-    let checks = calendars
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| results[*i].is_none())
-        .map(|(i, c)| async move { (i, tokens.access_token(c).await) });
-    for (i, check) in join_all(checks).await {
+    // 1. Every calendar's own grant must be alive (their credentials read at once).
+    let checked: Vec<usize> = (0..calendars.len())
+        .filter(|&i| results[i].is_none())
+        .collect();
+    let refs: Vec<&CalendarRef> = checked.iter().map(|&i| &*calendars[i]).collect();
+    for (&i, check) in checked.iter().zip(tokens.access_tokens(&refs).await) {
         if let Err(e) = check {
             results[i] = Some(Err(e));
         }

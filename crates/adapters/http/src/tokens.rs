@@ -73,6 +73,28 @@ impl GrantTokens {
         self.refresh(calendar, None).await
     }
 
+    /// A usable access token for the grant behind each of `calendars`, in order: their
+    /// credentials are read at once, and only stale or missing access tokens are
+    /// refreshed (each as [`GrantTokens::access_token`] would).
+    pub async fn access_tokens(
+        &self,
+        calendars: &[&CalendarRef],
+    ) -> Vec<Result<SecretString, CalendarError>> {
+        let grants: Vec<_> = calendars.iter().map(|c| (c.tenant(), c.grant())).collect();
+        let stored = self.grants.credentials_of(&grants).await;
+        let answers = calendars
+            .iter()
+            .zip(stored)
+            .map(|(calendar, stored)| async move {
+                let credentials = credentials_found(stored)?;
+                match self.fresh(&credentials) {
+                    Some(token) => Ok(token),
+                    None => self.refresh(calendar, None).await,
+                }
+            });
+        futures::future::join_all(answers).await
+    }
+
     /// A new access token after the provider refused `rejected` (401).
     pub async fn renew(
         &self,
@@ -122,19 +144,11 @@ impl GrantTokens {
     }
 
     async fn load(&self, calendar: &CalendarRef) -> Result<Credentials, CalendarError> {
-        match self
-            .grants
-            .credentials(calendar.tenant(), calendar.grant())
-            .await
-        {
-            Ok(Some(credentials)) => Ok(credentials),
-            // Nothing to call the provider with: the user must connect again.
-            Ok(None) | Err(StoreError::NotFound) => Err(CalendarError::ConsentRevoked),
-            Err(StoreError::Corrupt(_)) => Err(CalendarError::Unavailable(
-                "stored credentials could not be read".into(),
-            )),
-            Err(e) => Err(CalendarError::Unavailable(format!("credential store: {e}"))),
-        }
+        credentials_found(
+            self.grants
+                .credentials(calendar.tenant(), calendar.grant())
+                .await,
+        )
     }
 
     fn lock_for(&self, grant: GrantId) -> Arc<tokio::sync::Mutex<()>> {
@@ -202,5 +216,20 @@ impl GrantTokens {
         Ok(renewed
             .access_token
             .unwrap_or_else(|| tokens.access_token.clone()))
+    }
+}
+
+/// Stored credentials as a calendar call needs them.
+fn credentials_found(
+    stored: Result<Option<Credentials>, StoreError>,
+) -> Result<Credentials, CalendarError> {
+    match stored {
+        Ok(Some(credentials)) => Ok(credentials),
+        // Nothing to call the provider with: the user must connect again.
+        Ok(None) | Err(StoreError::NotFound) => Err(CalendarError::ConsentRevoked),
+        Err(StoreError::Corrupt(_)) => Err(CalendarError::Unavailable(
+            "stored credentials could not be read".into(),
+        )),
+        Err(e) => Err(CalendarError::Unavailable(format!("credential store: {e}"))),
     }
 }

@@ -13,10 +13,11 @@ use convene_domain::ports::{
 use convene_domain::tenant::{Tenant, TenantKey, TenantSettings};
 use convene_domain::time::Timestamp;
 use convene_sql::Micros;
-use convene_sql::credentials::CredentialsRow;
+use convene_sql::credentials::{CredentialsRow, credentials_in_order};
 use convene_sql::errors::{Failure, store_error};
 use convene_sql::rows::{
-    ApiTokenRow, GrantRow, OutboxRow, SessionRow, TenantRow, UserRow, email_lower, tenants_of,
+    ApiTokenRow, GrantRow, OutboxRow, SessionRow, TenantRow, UserRow, distinct_keys, email_lower,
+    tenants_of,
 };
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -417,6 +418,27 @@ impl GrantStore for PgStore {
             .await
             .map_err(store_error)?;
         row.map(|r| r.open(&self.ring)).transpose()
+    }
+
+    async fn credentials_of(
+        &self,
+        grants: &[(TenantId, GrantId)],
+    ) -> Vec<Result<Option<Credentials>, StoreError>> {
+        if grants.is_empty() {
+            return Vec::new();
+        }
+        let (tenants, ids) = distinct_keys(grants.iter().map(|(t, g)| (t.as_uuid(), g.as_uuid())));
+        let rows: Result<Vec<CredentialsRow>, StoreError> = self
+            .query_as(
+                "SELECT tenant_id, grant_id, key_id, ciphertext FROM credentials \
+                 WHERE tenant_id = ANY($1::uuid[]) AND grant_id = ANY($2::uuid[])",
+            )
+            .bind(tenants)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error);
+        credentials_in_order(rows, grants, &self.ring)
     }
 
     async fn delete_credentials(&self, tenant: TenantId, grant: GrantId) -> Result<(), StoreError> {

@@ -13,7 +13,7 @@ use convene_domain::ports::{
 use convene_domain::tenant::{Tenant, TenantKey, TenantSettings};
 use convene_domain::time::Timestamp;
 use convene_sql::Micros;
-use convene_sql::credentials::CredentialsRow;
+use convene_sql::credentials::{CredentialsRow, credentials_in_order};
 use convene_sql::errors::{Failure, store_error};
 use convene_sql::rows::{
     ApiTokenRow, GrantRow, OutboxRow, SessionRow, TenantRow, UserRow, email_lower, tenants_of,
@@ -418,6 +418,33 @@ impl GrantStore for SqliteStore {
             .await
             .map_err(store_error)?;
         row.map(|r| r.open(&self.ring)).transpose()
+    }
+
+    async fn credentials_of(
+        &self,
+        grants: &[(TenantId, GrantId)],
+    ) -> Vec<Result<Option<Credentials>, StoreError>> {
+        if grants.is_empty() {
+            return Vec::new();
+        }
+        let keys: Vec<(Uuid, Uuid)> = grants
+            .iter()
+            .map(|(t, g)| (t.as_uuid(), g.as_uuid()))
+            .collect();
+        let rows = match serde_json::to_string(&keys) {
+            Ok(keys) => self
+                .query_as(
+                    "SELECT tenant_id, grant_id, key_id, ciphertext FROM credentials \
+                     WHERE (tenant_id, grant_id) IN \
+                     (SELECT unhex(value ->> 0, '-'), unhex(value ->> 1, '-') FROM json_each(?1))",
+                )
+                .bind(keys)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(store_error),
+            Err(e) => Err(StoreError::Invalid(format!("grant keys as JSON: {e}"))),
+        };
+        credentials_in_order(rows, grants, &self.ring)
     }
 
     async fn delete_credentials(&self, tenant: TenantId, grant: GrantId) -> Result<(), StoreError> {

@@ -104,10 +104,16 @@ async fn fifty_calendars_take_one_call_and_fifty_one_take_two() {
             .await;
         let fx = Fixture::at(NOW);
         let grants = people(&fx, n, "example.com").await;
+        let read_before = fx.store.credential_reads();
         let out = adapter(&server, &fx)
             .free_busy(&reads(&grants), window(7))
             .await;
         assert_eq!(out.len(), n);
+        assert_eq!(
+            fx.store.credential_reads() - read_before,
+            1 + calls,
+            "every calendar's credentials in one read, then the token of each call's owner"
+        );
         for (entry, grant) in out.iter().zip(&grants) {
             assert_eq!(entry.grant, grant.id());
             assert_eq!(
