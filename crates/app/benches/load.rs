@@ -6,15 +6,17 @@
 //! - votes: guests of many meetings post `/api/v1/guest/{token}/votes` over 64 connections
 //!   for 10 s (or 200,000 votes), spread so that two requests rarely touch one meeting; the
 //!   worker does not run, so the figure is the API and the store;
-//! - votes again, posted by wrk (when installed) over 64 connections for 10 s to
-//!   `convene serve`, the binary, started in a process of its own on the same database
-//!   (its worker running), with its idle and loaded resident memory;
 //! - availability: an organizer asks `/api/v1/availability` for 50 connected participants
 //!   (Google and Microsoft fakes answering in 20 ms, one batched call per provider) over 64
 //!   connections for 5 s, then over one connection for 2 s (the latency without load);
-//!   in this process only, as the binary would need HTTP stand-ins for Google's and
-//!   Microsoft's APIs;
-//! - the resident memory (VmRSS) of this process, idle after start-up and after each load.
+//! - the resident memory (VmRSS) of this process, idle after start-up and after each load;
+//! - then both again, posted by wrk (when installed) over 64 connections to `convene
+//!   serve`, the binary, started in a process of its own on the same database (its worker
+//!   running): votes for 10 s, then availability for 5 s with its calendars read over HTTP
+//!   from stand-ins for Google's `freeBusy` and Graph's `getSchedule` (in this process,
+//!   answering in 20 ms; one Google call and two Graph calls of 20 schedules a request),
+//!   the participants' access tokens decrypted from the store; with the binary's idle and
+//!   loaded resident memory, and whatever it logged as a warning or an error.
 //!
 //! Needs `DATABASE_URL` (a role that may create databases); without it, says so and exits.
 //! Works in a scratch database it creates and drops. All traffic stays on 127.0.0.1.
@@ -25,7 +27,7 @@
 // The figures on stdout are this binary's whole point.
 #![allow(clippy::print_stdout)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -348,10 +350,10 @@ async fn bench(url: String) -> anyhow::Result<()> {
         figures.error_detail(),
     );
     println!("RSS after the votes:       {}", rss());
-    votes_against_the_binary(&served, &url, &votes).await?;
 
     // Availability.
-    let (token, body) = availability_request(&served, &tenant).await?;
+    let asking = availability_request(&served, &tenant).await?;
+    let (token, body) = (asking.token.clone(), asking.body.clone());
     analyze(&served).await?;
     served.google.set_latency(Some(PROVIDER_LATENCY));
     served.microsoft.set_latency(Some(PROVIDER_LATENCY));
@@ -390,7 +392,7 @@ async fn bench(url: String) -> anyhow::Result<()> {
         "  (the calendar fakes keep every free/busy call they receive: {} so far)",
         served.google.free_busy_calls().len() + served.microsoft.free_busy_calls().len()
     );
-    Ok(())
+    against_the_binary(&served, &url, &votes, &asking).await
 }
 
 /// A new UUIDv7 id of any kind, as the app makes them.
@@ -522,16 +524,24 @@ async fn vote_targets(served: &Served, organizer: &User) -> anyhow::Result<Vec<V
     Ok(by_guest.into_iter().flatten().collect())
 }
 
+/// An availability request ready to send, and what the calendars it reads hold.
+struct Asking {
+    /// The organizer's API token.
+    token: String,
+    /// The request body.
+    body: Vec<u8>,
+    /// Every participant's busy times, by calendar address (what the providers answer).
+    busy: HashMap<String, Vec<Interval>>,
+}
+
 /// The organizer of the availability requests with [`CONNECTED`] connected participants
-/// (the organizer included), half on Google and half on Microsoft, each busy twice a day;
-/// returns the organizer's API token and the request body.
-async fn availability_request(
-    served: &Served,
-    tenant: &Tenant,
-) -> anyhow::Result<(String, Vec<u8>)> {
+/// (the organizer included), half on Google and half on Microsoft, each busy twice a day.
+/// Their credentials hold an access token valid for a day, as after a first refresh.
+async fn availability_request(served: &Served, tenant: &Tenant) -> anyhow::Result<Asking> {
     let window = window(7)?;
     let mut emails = Vec::new();
     let mut organizer = None;
+    let mut busy_by_address = HashMap::new();
     for i in 0..CONNECTED {
         let u = user(&served.store, tenant, &format!("person{i}@load.test")).await?;
         let (provider, calendar) = if i % 2 == 0 {
@@ -551,8 +561,8 @@ async fn availability_request(
         served.store.save_grant(&grant, &[]).await?;
         let credentials = Credentials {
             refresh_token: SecretString::from(format!("refresh-{}", u.email)),
-            access_token: None,
-            access_expires_at: None,
+            access_token: Some(SecretString::from(format!("access-{}", u.email))),
+            access_expires_at: Some(Timestamp::now() + SignedDuration::from_hours(24)),
         };
         served
             .store
@@ -569,7 +579,8 @@ async fn availability_request(
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        calendar.set_busy(u.email.as_str(), busy);
+        calendar.set_busy(u.email.as_str(), busy.clone());
+        busy_by_address.insert(u.email.to_string(), busy);
         if i == 0 {
             organizer = Some(u);
         } else {
@@ -598,7 +609,11 @@ async fn availability_request(
         "participants": participants,
         "limit": 10,
     }))?;
-    Ok((secret.expose().to_owned(), body))
+    Ok(Asking {
+        token: secret.expose().to_owned(),
+        body,
+        busy: busy_by_address,
+    })
 }
 
 /// What one load run measured.
@@ -721,19 +736,19 @@ where
     all
 }
 
-/// Votes posted by wrk, in a process of its own, to `convene serve`, the binary, in a
-/// process of its own, over the same database: the shape an operator runs (with its
-/// worker draining the outbox the votes fill, and its request logs). Skipped, with a
+/// Votes and availability requests posted by wrk, in a process of its own, to `convene
+/// serve`, the binary, in a process of its own, over the same database: the shape an
+/// operator runs (its worker draining the outbox the votes fill, its request logs, its
+/// calendars read over HTTP from stand-ins for Google and Microsoft). Skipped, with a
 /// message, when wrk is not installed.
-async fn votes_against_the_binary(
+async fn against_the_binary(
     served: &Served,
     url: &str,
     votes: &[VoteTarget],
+    asking: &Asking,
 ) -> anyhow::Result<()> {
     let Some(wrk) = on_path("wrk") else {
-        println!(
-            "votes against `convene serve`: skipped, wrk is not installed (apt-get install wrk)"
-        );
+        println!("against `convene serve`: skipped, wrk is not installed (apt-get install wrk)");
         return Ok(());
     };
     // The in-process server ran without a worker, so the messages of its set-up and votes
@@ -754,81 +769,19 @@ async fn votes_against_the_binary(
             .collect();
         served.store.complete_all(&ids, now).await?;
     }
-    let dir = tempfile::tempdir()?;
-    let script = dir.path().join("votes.lua");
-    std::fs::write(&script, wrk_script(votes)?)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let log = dir.path().join("serve.log");
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_convene"))
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("DATABASE_URL", url)
-        .env("CONVENE_BIND", format!("127.0.0.1:{port}"))
-        .env("CONVENE_KEYS__GUEST_LINKS", GUEST_LINK_SECRET)
-        .env("CONVENE_KEYS__CREDENTIALS", {
-            use base64::Engine as _;
-            format!(
-                "load:{}",
-                base64::engine::general_purpose::STANDARD.encode(CREDENTIALS_KEY)
-            )
-        })
-        .env("CONVENE_LIMITS__PER_IP_PER_MINUTE", u32::MAX.to_string())
-        .env(
-            "CONVENE_LIMITS__PER_ACCOUNT_PER_MINUTE",
-            u32::MAX.to_string(),
-        )
-        .env("CONVENE_MAIL__DIR", dir.path().join("mail"))
-        .stdout(std::fs::File::create(&log)?)
-        .stderr(std::fs::File::options().append(true).open(&log)?)
-        .kill_on_drop(true)
-        .spawn()
-        .context("convene serve starts")?;
-    let pid = server.id().context("convene serve's pid")?.to_string();
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        let ready = http.get(format!("{base}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        if started.elapsed() > SERVE_START || server.try_wait()?.is_some() {
-            let said = std::fs::read_to_string(&log).unwrap_or_default();
-            anyhow::bail!("convene serve did not become ready:\n{said}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let providers = StandIn::start(asking.busy.clone()).await?;
+    let binary = Binary::start(url, &providers.base).await?;
     println!(
-        "convene serve (pid {pid}, its worker running, logs to a file) on {base}: RSS idle after start-up {}",
-        rss_of(&pid)
+        "convene serve (pid {}, its worker running, logs to a file) on {}: RSS idle after start-up {}",
+        binary.pid,
+        binary.base,
+        rss_of(&binary.pid)
     );
-    let run = |seconds: u64| {
-        std::process::Command::new(&wrk)
-            .args([
-                "-t2",
-                &format!("-c{CONNECTIONS}"),
-                &format!("-d{seconds}s"),
-                "--latency",
-                "-s",
-            ])
-            .arg(&script)
-            .arg(&base)
-            .output()
-    };
-    let run = |seconds| {
-        let out = run(seconds)?;
-        anyhow::ensure!(
-            out.status.success(),
-            "wrk failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8(out.stdout)?)
-    };
-    tokio::task::block_in_place(|| run(WARM_UP.as_secs().max(1)))?;
-    let said = tokio::task::block_in_place(|| run(VOTING.as_secs()))?;
-    let figures = WrkFigures::parse(&said).with_context(|| format!("wrk said:\n{said}"))?;
+
+    let script = binary.dir.path().join("votes.lua");
+    std::fs::write(&script, wrk_script(votes)?)?;
+    wrk_run(&wrk, &script, &binary.base, WARM_UP)?;
+    let figures = wrk_run(&wrk, &script, &binary.base, VOTING)?;
     println!(
         "votes, wrk → convene serve: {:>7.0} votes/s   p50 {:>6.1} ms   p99 {:>6.1} ms   {} votes in {}, {} errors (wrk: 2 threads, {CONNECTIONS} connections)",
         figures.rate,
@@ -838,32 +791,348 @@ async fn votes_against_the_binary(
         figures.elapsed,
         figures.errors
     );
-    println!("convene serve RSS after the votes: {}", rss_of(&pid));
-    // A graceful stop: the worker finishes what it holds.
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .context("SIGTERM to convene serve")?;
-    let stopped = tokio::time::timeout(Duration::from_secs(20), server.wait()).await;
+    println!("convene serve RSS after the votes: {}", rss_of(&binary.pid));
+
+    // One request first: the binary must read every calendar from the stand-ins.
+    let answer = reqwest::Client::new()
+        .post(format!("{}/api/v1/availability", binary.base))
+        .bearer_auth(&asking.token)
+        .header("content-type", "application/json")
+        .body(asking.body.clone())
+        .send()
+        .await?;
+    let status = answer.status();
+    let said: serde_json::Value = answer.json().await?;
     anyhow::ensure!(
-        stopped.is_ok_and(|s| s.is_ok_and(|s| s.success())),
-        "convene serve did not stop cleanly on SIGTERM"
+        status.is_success() && providers.calls() == 3,
+        "convene serve's availability: {status}, {} provider calls (1 Google freeBusy and 2 Graph getSchedule expected): {said}",
+        providers.calls()
     );
-    let said = std::fs::read_to_string(&log)?;
-    let alarming: Vec<&str> = said
-        .lines()
-        .filter(|l| l.contains("ERROR") || l.contains("WARN"))
-        .collect();
+    let script = binary.dir.path().join("availability.lua");
+    std::fs::write(&script, wrk_availability_script(asking)?)?;
+    wrk_run(&wrk, &script, &binary.base, WARM_UP)?;
+    let before = providers.calls();
+    let figures = wrk_run(&wrk, &script, &binary.base, ASKING)?;
     println!(
-        "convene serve logged {} lines, {} of them warnings or errors{}",
-        said.lines().count(),
-        alarming.len(),
-        alarming
-            .first()
-            .map(|l| format!(", the first: {l}"))
-            .unwrap_or_default()
+        "availability, wrk → convene serve: {:>7.0} requests/s p50 {:>6.1} ms   p99 {:>6.1} ms   {} requests in {}, {} errors; {CONNECTED} connected participants, {} calls to the Google and Graph stand-ins answering over HTTP in {} ms",
+        figures.rate,
+        figures.p50_ms,
+        figures.p99_ms,
+        figures.requests,
+        figures.elapsed,
+        figures.errors,
+        providers.calls() - before,
+        PROVIDER_LATENCY.as_millis(),
     );
-    Ok(())
+    println!(
+        "convene serve RSS after availability: {}",
+        rss_of(&binary.pid)
+    );
+    binary.stop().await
+}
+
+/// `convene serve` in a process of its own, on the benchmark's database, its calendars
+/// at the stand-ins, logging to a file in its own directory.
+struct Binary {
+    server: tokio::process::Child,
+    pid: String,
+    base: String,
+    log: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Binary {
+    /// Starts the binary and waits until it is ready.
+    async fn start(url: &str, providers: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let log = dir.path().join("serve.log");
+        let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_convene"))
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("DATABASE_URL", url)
+            .env("CONVENE_BIND", format!("127.0.0.1:{port}"))
+            .env("CONVENE_KEYS__GUEST_LINKS", GUEST_LINK_SECRET)
+            .env("CONVENE_KEYS__CREDENTIALS", {
+                use base64::Engine as _;
+                format!(
+                    "load:{}",
+                    base64::engine::general_purpose::STANDARD.encode(CREDENTIALS_KEY)
+                )
+            })
+            .env("CONVENE_LIMITS__PER_IP_PER_MINUTE", u32::MAX.to_string())
+            .env(
+                "CONVENE_LIMITS__PER_ACCOUNT_PER_MINUTE",
+                u32::MAX.to_string(),
+            )
+            .env("CONVENE_MAIL__DIR", dir.path().join("mail"))
+            .env("CONVENE_GOOGLE__CLIENT_ID", "load-google")
+            .env("CONVENE_GOOGLE__CLIENT_SECRET", "load-google-secret")
+            .env(
+                "CONVENE_GOOGLE__TOKEN_URL",
+                format!("{providers}/google/token"),
+            )
+            .env(
+                "CONVENE_GOOGLE__CALENDAR_URL",
+                format!("{providers}/google"),
+            )
+            .env("CONVENE_MICROSOFT__CLIENT_ID", "load-microsoft")
+            .env("CONVENE_MICROSOFT__CLIENT_SECRET", "load-microsoft-secret")
+            .env("CONVENE_MICROSOFT__LOGIN_URL", format!("{providers}/login"))
+            .env("CONVENE_MICROSOFT__GRAPH_URL", format!("{providers}/graph"))
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(std::fs::File::options().append(true).open(&log)?)
+            .kill_on_drop(true)
+            .spawn()
+            .context("convene serve starts")?;
+        let pid = server.id().context("convene serve's pid")?.to_string();
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            let ready = http.get(format!("{base}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            if started.elapsed() > SERVE_START || server.try_wait()?.is_some() {
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                anyhow::bail!("convene serve did not become ready:\n{said}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Self {
+            server,
+            pid,
+            base,
+            log,
+            dir,
+        })
+    }
+
+    /// A graceful stop (SIGTERM: the worker finishes what it holds), which must end in a
+    /// clean exit; then what the binary logged.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.pid])
+            .status()
+            .context("SIGTERM to convene serve")?;
+        let stopped = tokio::time::timeout(Duration::from_secs(20), self.server.wait()).await;
+        anyhow::ensure!(
+            stopped.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+            "convene serve did not stop cleanly on SIGTERM"
+        );
+        let said = std::fs::read_to_string(&self.log)?;
+        let alarming: Vec<&str> = said
+            .lines()
+            .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+            .collect();
+        println!(
+            "convene serve logged {} lines, {} of them warnings or errors{}",
+            said.lines().count(),
+            alarming.len(),
+            alarming
+                .first()
+                .map(|l| format!(", the first: {l}"))
+                .unwrap_or_default()
+        );
+        Ok(())
+    }
+}
+
+/// Runs wrk (2 threads, [`CONNECTIONS`] connections) with `script` against `base` for
+/// `duration`, outside the runtime's worker threads.
+fn wrk_run(
+    wrk: &std::path::Path,
+    script: &std::path::Path,
+    base: &str,
+    duration: Duration,
+) -> anyhow::Result<WrkFigures> {
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new(wrk)
+            .args([
+                "-t2",
+                &format!("-c{CONNECTIONS}"),
+                &format!("-d{}s", duration.as_secs().max(1)),
+                "--latency",
+                "-s",
+            ])
+            .arg(script)
+            .arg(base)
+            .output()
+    })?;
+    anyhow::ensure!(
+        out.status.success(),
+        "wrk failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8(out.stdout)?;
+    WrkFigures::parse(&said).with_context(|| format!("wrk said:\n{said}"))
+}
+
+/// HTTP stand-ins for Google Calendar's `freeBusy` and Graph's `getSchedule`, shaped as
+/// PROVIDERS.md and the adapters' tests have them, answering from fixed busy times after
+/// [`PROVIDER_LATENCY`]. Any other path is a 404 (no token refresh is expected: the
+/// credentials hold valid access tokens). An answer is built once per distinct request
+/// and then replayed, so that the stand-ins cost this machine little besides HTTP.
+struct StandIn {
+    base: String,
+    calls: Arc<AtomicU64>,
+    _shutdown: watch::Sender<bool>,
+}
+
+impl StandIn {
+    async fn start(busy: HashMap<String, Vec<Interval>>) -> anyhow::Result<Self> {
+        use axum::body::Bytes;
+        use axum::extract::State;
+        use axum::routing::post;
+        type Answer = fn(&HashMap<String, Vec<Interval>>, &serde_json::Value) -> serde_json::Value;
+        /// What the stand-ins hold: the busy times, the calls so far, and each answer
+        /// already given, by request body (the benchmark asks the same thing again and
+        /// again: the providers' work must not eat this machine's cores).
+        #[derive(Clone)]
+        struct Held {
+            busy: Arc<HashMap<String, Vec<Interval>>>,
+            calls: Arc<AtomicU64>,
+            answered: Arc<std::sync::Mutex<HashMap<Bytes, Bytes>>>,
+        }
+        async fn answer(
+            held: Held,
+            asked: Bytes,
+            make: Answer,
+        ) -> impl axum::response::IntoResponse {
+            held.calls.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(PROVIDER_LATENCY).await;
+            let known = held
+                .answered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&asked)
+                .cloned();
+            let body = match known {
+                Some(body) => body,
+                None => {
+                    let request = serde_json::from_slice(&asked).unwrap_or_default();
+                    let body = Bytes::from(make(&held.busy, &request).to_string());
+                    held.answered
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(asked, body.clone());
+                    body
+                }
+            };
+            ([("content-type", "application/json")], body)
+        }
+        fn free_busy(
+            busy: &HashMap<String, Vec<Interval>>,
+            asked: &serde_json::Value,
+        ) -> serde_json::Value {
+            let calendars: serde_json::Map<String, serde_json::Value> = asked["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|item| item["id"].as_str())
+                .map(|id| {
+                    let periods: Vec<_> = busy
+                        .get(id)
+                        .into_iter()
+                        .flatten()
+                        .map(
+                            |b| json!({"start": b.start().to_string(), "end": b.end().to_string()}),
+                        )
+                        .collect();
+                    (id.to_owned(), json!({ "busy": periods }))
+                })
+                .collect();
+            json!({ "kind": "calendar#freeBusy", "timeMin": asked["timeMin"], "timeMax": asked["timeMax"], "calendars": calendars })
+        }
+        fn schedules(
+            busy: &HashMap<String, Vec<Interval>>,
+            asked: &serde_json::Value,
+        ) -> serde_json::Value {
+            let graph_time = |t: Timestamp| {
+                json!({
+                    "dateTime": format!("{}.0000000", t.to_string().trim_end_matches('Z')),
+                    "timeZone": "UTC",
+                })
+            };
+            let value: Vec<_> = asked["schedules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|id| id.as_str())
+                .map(|id| {
+                    let items: Vec<_> = busy
+                        .get(id)
+                        .into_iter()
+                        .flatten()
+                        .map(|b| json!({"status": "busy", "start": graph_time(b.start()), "end": graph_time(b.end())}))
+                        .collect();
+                    json!({ "scheduleId": id, "availabilityView": "", "scheduleItems": items })
+                })
+                .collect();
+            json!({ "value": value })
+        }
+        let held = Held {
+            busy: Arc::new(busy),
+            calls: Arc::new(AtomicU64::new(0)),
+            answered: Arc::default(),
+        };
+        let routes = axum::Router::new()
+            .route(
+                "/google/freeBusy",
+                post(|State(held): State<Held>, asked: Bytes| answer(held, asked, free_busy)),
+            )
+            .route(
+                "/graph/me/calendar/getSchedule",
+                post(|State(held): State<Held>, asked: Bytes| answer(held, asked, schedules)),
+            )
+            .with_state(held.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (tx, mut rx) = watch::channel(false);
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            axum::serve(listener, routes)
+                .with_graceful_shutdown(stopped)
+                .await
+        });
+        Ok(Self {
+            base,
+            calls: held.calls,
+            _shutdown: tx,
+        })
+    }
+
+    /// Calls answered so far.
+    fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+/// wrk's script for the availability requests: one organizer, one body.
+fn wrk_availability_script(asking: &Asking) -> anyhow::Result<String> {
+    let body = std::str::from_utf8(&asking.body)?;
+    anyhow::ensure!(!body.contains("]==]"), "a body Lua cannot quote");
+    anyhow::ensure!(
+        asking
+            .token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.~+/=".contains(c)),
+        "a token Lua cannot quote"
+    );
+    Ok(format!(
+        r#"wrk.method = "POST"
+wrk.path = "/api/v1/availability"
+wrk.body = [==[{body}]==]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {}"
+"#,
+        asking.token
+    ))
 }
 
 /// An executable of this name on `PATH`.
