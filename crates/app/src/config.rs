@@ -283,6 +283,9 @@ pub struct GoogleSettings {
     pub userinfo_url: String,
     /// Calendar API v3 base.
     pub calendar_url: String,
+    /// At most this many requests to Google (calendars and tokens) in flight at once from
+    /// this process.
+    pub max_concurrency: usize,
 }
 
 impl Default for GoogleSettings {
@@ -297,6 +300,7 @@ impl Default for GoogleSettings {
             issuer: "https://accounts.google.com".into(),
             userinfo_url: "https://openidconnect.googleapis.com/v1/userinfo".into(),
             calendar_url: "https://www.googleapis.com/calendar/v3".into(),
+            max_concurrency: 16,
         }
     }
 }
@@ -319,6 +323,9 @@ pub struct MicrosoftSettings {
     pub login_url: String,
     /// Microsoft Graph base.
     pub graph_url: String,
+    /// At most this many requests to Microsoft (Graph and tokens) in flight at once from
+    /// this process.
+    pub max_concurrency: usize,
 }
 
 impl Default for MicrosoftSettings {
@@ -330,6 +337,7 @@ impl Default for MicrosoftSettings {
             authority: "common".into(),
             login_url: "https://login.microsoftonline.com".into(),
             graph_url: "https://graph.microsoft.com/v1.0".into(),
+            max_concurrency: 16,
         }
     }
 }
@@ -704,6 +712,12 @@ pub const SETTINGS: &[Setting] = &[
         secret: false,
     },
     Setting {
+        key: "google.max_concurrency",
+        env: "CONVENE_GOOGLE__MAX_CONCURRENCY",
+        default: "16",
+        secret: false,
+    },
+    Setting {
         key: "microsoft.client_id",
         env: "CONVENE_MICROSOFT__CLIENT_ID",
         default: "(none: Microsoft sign-in off)",
@@ -737,6 +751,12 @@ pub const SETTINGS: &[Setting] = &[
         key: "microsoft.graph_url",
         env: "CONVENE_MICROSOFT__GRAPH_URL",
         default: "https://graph.microsoft.com/v1.0",
+        secret: false,
+    },
+    Setting {
+        key: "microsoft.max_concurrency",
+        env: "CONVENE_MICROSOFT__MAX_CONCURRENCY",
+        default: "16",
         secret: false,
     },
     Setting {
@@ -893,8 +913,11 @@ mod tests {
             jail.set_env("CONVENE_REQUIRE_PEERS", "1");
             jail.set_env("CONVENE_CONFIG", "/nonexistent.toml");
             jail.set_env("DATABASE_URL", "postgres://db/convene");
+            jail.set_env("CONVENE_MICROSOFT__MAX_CONCURRENCY", "40");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.bind.port(), 9999);
+            assert_eq!(c.microsoft.max_concurrency, 40);
+            assert_eq!(c.google.max_concurrency, 16);
             assert_eq!(c.log.format, LogFormat::Json);
             assert_eq!(c.database_url, "postgres://db/convene");
             jail.set_env("CONVENE_LOG__FROMAT", "json");

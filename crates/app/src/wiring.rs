@@ -301,6 +301,7 @@ pub fn google_config(config: &Config) -> anyhow::Result<Option<convene_google::G
     c.oauth.issuer = g.issuer.clone();
     c.userinfo_url = parse_url("google.userinfo_url", &g.userinfo_url)?;
     c.calendar_url = parse_url("google.calendar_url", &g.calendar_url)?;
+    c.http.max_concurrency = concurrency("google.max_concurrency", g.max_concurrency)?;
     // Convene sends every participant its own invitation: Google's would be a second one.
     c.send_updates = convene_google::SendUpdates::None;
     Ok(Some(c))
@@ -338,7 +339,14 @@ pub fn microsoft_config(
     )?;
     c.oauth.issuer = format!("{login}/{{tenantid}}/v2.0");
     c.graph_url = parse_url("microsoft.graph_url", &m.graph_url)?;
+    c.http.max_concurrency = concurrency("microsoft.max_concurrency", m.max_concurrency)?;
     Ok(Some(c))
+}
+
+/// A provider's concurrency limit: at least one request at a time.
+fn concurrency(setting: &str, n: usize) -> anyhow::Result<usize> {
+    anyhow::ensure!(n >= 1, "{setting} must be at least 1");
+    Ok(n)
 }
 
 /// The outside systems the configuration asks for.
@@ -524,6 +532,33 @@ mod tests {
             m.oauth.issuer,
             "https://login.microsoftonline.us/{tenantid}/v2.0"
         );
+        assert_eq!(
+            (g.http.max_concurrency, m.http.max_concurrency),
+            (16, 16),
+            "each provider's concurrency limit defaults to 16"
+        );
+        config.google.max_concurrency = 64;
+        config.microsoft.max_concurrency = 48;
+        assert_eq!(
+            google_config(&config)
+                .unwrap()
+                .unwrap()
+                .http
+                .max_concurrency,
+            64
+        );
+        assert_eq!(
+            microsoft_config(&config)
+                .unwrap()
+                .unwrap()
+                .http
+                .max_concurrency,
+            48
+        );
+        config.microsoft.max_concurrency = 0;
+        let e = microsoft_config(&config).unwrap_err().to_string();
+        assert!(e.contains("microsoft.max_concurrency"), "{e}");
+        config.microsoft.max_concurrency = 48;
         config.microsoft.authority = "a/b".into();
         assert!(microsoft_config(&config).is_err());
     }
