@@ -886,7 +886,10 @@ impl Binary {
             // As many provider calls in flight as connections (the default, 16, would
             // measure the limit: 16 calls of 20 ms, three a request).
             .env("CONVENE_GOOGLE__MAX_CONCURRENCY", CONNECTIONS.to_string())
-            .env("CONVENE_MICROSOFT__MAX_CONCURRENCY", CONNECTIONS.to_string())
+            .env(
+                "CONVENE_MICROSOFT__MAX_CONCURRENCY",
+                CONNECTIONS.to_string(),
+            )
             .stdout(std::fs::File::create(&log)?)
             .stderr(std::fs::File::options().append(true).open(&log)?)
             .kill_on_drop(true)

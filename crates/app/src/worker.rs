@@ -81,10 +81,19 @@ impl Worker {
             .map(|(c, _)| (c.message.tenant, c.message.id))
             .collect();
         self.store.complete_all(&done, self.clock.now()).await?;
+        // One line a batch at INFO (under load a message a vote would be most of the
+        // log); each message at DEBUG.
+        if !delivered.is_empty() || !failed.is_empty() {
+            tracing::info!(
+                delivered = delivered.len(),
+                failed = failed.len(),
+                "outbox batch handled"
+            );
+        }
         for (claimed, _) in &delivered {
             let (m, kind) = (&claimed.message, claimed.message.payload.kind());
             metrics::counter!("outbox_delivered_total", "kind" => kind).increment(1);
-            tracing::info!(message_id = %m.id, kind, attempts = claimed.attempts, "delivered");
+            tracing::debug!(message_id = %m.id, kind, attempts = claimed.attempts, "delivered");
         }
         for (claimed, result) in failed {
             let Err(e) = result else { continue };

@@ -183,7 +183,8 @@ async fn killed_worker_loses_nothing(url: &str, dir: &Path) {
         .await;
     let mail = dir.join("mail");
     let env = base_env(url, &keys)
-        .with("CONVENE_LOG__LEVEL", "info")
+        // The worker logs each delivered message at DEBUG.
+        .with("CONVENE_LOG__LEVEL", "info,convene::worker=debug")
         .with("CONVENE_MAIL__BACKEND", "file")
         .with("CONVENE_MAIL__DIR", mail.display().to_string())
         .with(
@@ -286,6 +287,17 @@ async fn killed_worker_loses_nothing(url: &str, dir: &Path) {
     assert!(
         completed.len() >= MESSAGES / 4 - BATCH,
         "the first worker logged what it completed: {}",
+        completed.len()
+    );
+    let in_batches: u64 = first_logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "outbox batch handled")
+        .filter_map(|v| v["fields"]["delivered"].as_u64())
+        .sum();
+    assert!(
+        in_batches >= completed.len() as u64,
+        "one INFO line a batch counts what it delivered: {in_batches} for {}",
         completed.len()
     );
     for id in &sent_twice {
