@@ -24,6 +24,7 @@ use convene_domain::ids::TenantId;
 use convene_domain::ports::{CalendarBusy, CalendarError};
 use convene_domain::time::{Interval, SignedDuration};
 use futures::future::join_all;
+use secrecy::SecretString;
 
 use crate::tokens::GrantTokens;
 use crate::window::{clip, split_window};
@@ -44,7 +45,7 @@ pub trait FreeBusySource: Send + Sync {
     /// the whole call.
     async fn query(
         &self,
-        owner: &CalendarRef,
+        owner: &Owner<'_>,
         ids: &[String],
         window: Interval,
     ) -> Result<BusyById, CalendarError>;
@@ -57,6 +58,16 @@ pub trait FreeBusySource: Send + Sync {
     fn retry_alone(&self, error: &CalendarError) -> bool {
         matches!(error, CalendarError::NotFound)
     }
+}
+
+/// The calendar whose token a call is made with, and that token, as step 1 of the plan
+/// read it (send it with [`GrantTokens::send_with`]).
+#[derive(Debug)]
+pub struct Owner<'a> {
+    /// The calendar (and grant) the token belongs to.
+    pub calendar: &'a CalendarRef,
+    /// Its access token.
+    pub token: SecretString,
 }
 
 /// The calendar address in an account id, if it is one.
@@ -92,11 +103,14 @@ pub async fn free_busy<S: FreeBusySource>(
         .filter(|&i| results[i].is_none())
         .collect();
     let refs: Vec<&CalendarRef> = checked.iter().map(|&i| &*calendars[i]).collect();
+    let mut access: Vec<Option<SecretString>> = vec![None; calendars.len()];
     for (&i, check) in checked.iter().zip(tokens.access_tokens(&refs).await) {
-        if let Err(e) = check {
-            results[i] = Some(Err(e));
+        match check {
+            Ok(token) => access[i] = Some(token),
+            Err(e) => results[i] = Some(Err(e)),
         }
     }
+    let access = &access;
 
     // 2. Batches per tenant for addresses; alone for the others.
     let mut groups: BTreeMap<TenantId, Vec<usize>> = BTreeMap::new();
@@ -124,10 +138,10 @@ pub async fn free_busy<S: FreeBusySource>(
     // 3. Every call at once (the provider's semaphore limits how many are in flight).
     let batch_jobs = batches
         .iter()
-        .map(|members| read_batch(source, calendars, members, &pieces));
+        .map(|members| read_batch(source, calendars, access, members, &pieces));
     let alone_jobs = alone
         .iter()
-        .map(|&i| read_alone(source, &calendars[i], &pieces));
+        .map(|&i| read_alone(source, &calendars[i], access[i].clone(), &pieces));
     let (batch_results, alone_results) = futures::join!(join_all(batch_jobs), join_all(alone_jobs));
     for (i, outcome) in batch_results.into_iter().flatten() {
         results[i] = Some(outcome);
@@ -148,7 +162,7 @@ pub async fn free_busy<S: FreeBusySource>(
     let retried = join_all(
         again
             .iter()
-            .map(|&i| read_alone(source, &calendars[i], &pieces)),
+            .map(|&i| read_alone(source, &calendars[i], access[i].clone(), &pieces)),
     )
     .await;
     for (&i, outcome) in again.iter().zip(retried) {
@@ -180,13 +194,22 @@ pub async fn free_busy<S: FreeBusySource>(
 async fn read_batch<S: FreeBusySource>(
     source: &S,
     calendars: &[ReadAccess],
+    access: &[Option<SecretString>],
     members: &[usize],
     pieces: &[Interval],
 ) -> Vec<(usize, Outcome)> {
     let Some(&first) = members.first() else {
         return Vec::new();
     };
-    let owner: &CalendarRef = &calendars[first];
+    let Some(token) = access[first].clone() else {
+        let unread = || Err(CalendarError::Unavailable("no access token".into()));
+        return members.iter().map(|&i| (i, unread())).collect();
+    };
+    let owner = Owner {
+        calendar: &calendars[first],
+        token,
+    };
+    let owner = &owner;
     let mut ids: Vec<String> = Vec::with_capacity(members.len());
     for &i in members {
         let id = calendars[i].account().to_owned();
@@ -218,10 +241,12 @@ async fn read_batch<S: FreeBusySource>(
 async fn read_alone<S: FreeBusySource>(
     source: &S,
     calendar: &ReadAccess,
+    token: Option<SecretString>,
     pieces: &[Interval],
 ) -> Outcome {
-    let owner: &CalendarRef = calendar;
-    let id = source.own_id(owner).await?;
+    let token = token.ok_or_else(|| CalendarError::Unavailable("no access token".into()))?;
+    let owner = &Owner { calendar, token };
+    let id = source.own_id(owner.calendar).await?;
     let ids = [id];
     let replies = join_all(pieces.iter().map(|p| source.query(owner, &ids, *p))).await;
     let mut busy = Vec::new();

@@ -113,12 +113,25 @@ impl GrantTokens {
         http: &crate::ProviderHttp,
         request: RequestBuilder,
     ) -> Result<Reply, CalendarError> {
+        let token = self.access_token(calendar).await?;
+        self.send_with(calendar, token, http, request).await
+    }
+
+    /// [`GrantTokens::send`] with an access token of the grant read moments ago (by
+    /// [`GrantTokens::access_tokens`]), which spares reading it again; renewed the same
+    /// way when the provider answers 401.
+    pub async fn send_with(
+        &self,
+        calendar: &CalendarRef,
+        token: SecretString,
+        http: &crate::ProviderHttp,
+        request: RequestBuilder,
+    ) -> Result<Reply, CalendarError> {
         let copy = || {
             request
                 .try_clone()
                 .ok_or_else(|| CalendarError::BadRequest("the request cannot be repeated".into()))
         };
-        let token = self.access_token(calendar).await?;
         let reply = http
             .send(copy()?.bearer_auth(token.expose_secret()))
             .await?;

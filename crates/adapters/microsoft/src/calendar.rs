@@ -11,7 +11,7 @@ use convene_domain::ports::{
     CalendarBusy, CalendarError, CalendarProvider, Clock, EventRequest, GrantStore,
 };
 use convene_domain::time::{Interval, SignedDuration, Timestamp, Zone};
-use convene_http::batch::{self, BusyById, FreeBusySource};
+use convene_http::batch::{self, BusyById, FreeBusySource, Owner};
 use convene_http::oauth::OAuthClient;
 use convene_http::tokens::GrantTokens;
 use convene_http::{HttpFailure, ProviderHttp, Reply, endpoint, windows_zones};
@@ -354,7 +354,7 @@ impl FreeBusySource for Source {
 
     async fn query(
         &self,
-        owner: &CalendarRef,
+        owner: &Owner<'_>,
         ids: &[String],
         window: Interval,
     ) -> Result<BusyById, CalendarError> {
@@ -367,8 +367,9 @@ impl FreeBusySource for Source {
         let url = endpoint(&self.graph_url, &["me", "calendar", "getSchedule"]);
         let reply = self
             .tokens
-            .send(
-                owner,
+            .send_with(
+                owner.calendar,
+                owner.token.clone(),
                 &self.http,
                 self.http
                     .request(Method::POST, url)
