@@ -10,7 +10,7 @@ use convene_domain::ports::{CalendarError, IdentityError};
 use convene_domain::time::SignedDuration;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Client, RequestBuilder, StatusCode};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use tokio::sync::Semaphore;
 
 /// How failed requests are retried.
@@ -114,8 +114,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// The body as JSON.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+    /// The body as JSON (`T` may borrow strings from the body).
+    pub fn json<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(&self.body)
     }
 

@@ -1,5 +1,6 @@
 //! [`MicrosoftCalendar`]: free/busy and bookings through Microsoft Graph.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,39 +61,44 @@ pub fn busy_status(status: &str) -> bool {
     !status.eq_ignore_ascii_case("free")
 }
 
+/// A `getSchedule` answer. Its strings are borrowed from the body where they can be (a
+/// schedule of a busy mailbox has hundreds of items).
 #[derive(Deserialize)]
-struct ScheduleReply {
-    #[serde(default)]
-    value: Vec<Schedule>,
+struct ScheduleReply<'a> {
+    #[serde(default, borrow)]
+    value: Vec<Schedule<'a>>,
 }
 
 /// Only the intervals of a schedule: `subject`, `location` and `isPrivate` of its items
 /// are not even deserialised.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Schedule {
+struct Schedule<'a> {
     #[serde(default)]
     schedule_id: Option<String>,
-    #[serde(default)]
-    schedule_items: Vec<ScheduleItem>,
+    #[serde(default, borrow)]
+    schedule_items: Vec<ScheduleItem<'a>>,
     #[serde(default)]
     error: Option<ScheduleError>,
 }
 
 #[derive(Deserialize)]
-struct ScheduleItem {
-    #[serde(default)]
-    status: String,
-    start: DateTimeZone,
-    end: DateTimeZone,
+struct ScheduleItem<'a> {
+    #[serde(default, borrow)]
+    status: Cow<'a, str>,
+    #[serde(borrow)]
+    start: DateTimeZone<'a>,
+    #[serde(borrow)]
+    end: DateTimeZone<'a>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct DateTimeZone {
-    date_time: String,
-    #[serde(default)]
-    time_zone: Option<String>,
+struct DateTimeZone<'a> {
+    #[serde(borrow)]
+    date_time: Cow<'a, str>,
+    #[serde(default, borrow)]
+    time_zone: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -133,7 +139,7 @@ impl EventReply {
     }
 }
 
-impl DateTimeZone {
+impl DateTimeZone<'_> {
     /// The instant, reading the zone as UTC, IANA or a Windows name.
     fn instant(&self) -> Option<Timestamp> {
         let civil: DateTime = self.date_time.trim_end_matches('Z').parse().ok()?;
@@ -380,7 +386,7 @@ impl FreeBusySource for Source {
         if !reply.is_success() {
             return Err(reply_error(&reply));
         }
-        let parsed: ScheduleReply = reply
+        let parsed: ScheduleReply<'_> = reply
             .json()
             .map_err(|_| CalendarError::Unavailable("microsoft: unreadable schedule".into()))?;
         let mut out = BusyById::new();
