@@ -99,6 +99,34 @@ impl CredentialsRow {
     }
 }
 
+/// The answer to [`GrantStore::credentials_of`](convene_domain::ports::GrantStore::credentials_of)
+/// from the rows read for it: one answer per grant asked, in the order asked (`None`
+/// where no row has both its keys); a row that cannot be opened fails its grant alone;
+/// a failed read fails every grant.
+pub fn credentials_in_order(
+    rows: Result<Vec<CredentialsRow>, StoreError>,
+    grants: &[(TenantId, GrantId)],
+    ring: &KeyRing,
+) -> Vec<Result<Option<Credentials>, StoreError>> {
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => return grants.iter().map(|_| Err(e.clone())).collect(),
+    };
+    let by_key: HashMap<(Uuid, Uuid), CredentialsRow> = rows
+        .into_iter()
+        .map(|r| ((r.tenant_id, r.grant_id), r))
+        .collect();
+    grants
+        .iter()
+        .map(|(tenant, grant)| {
+            by_key
+                .get(&(tenant.as_uuid(), grant.as_uuid()))
+                .map(|row| row.open(ring))
+                .transpose()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use convene_crypto::KeyId;
@@ -162,32 +190,4 @@ mod tests {
         moved.grant_id = Uuid::from_u128(3);
         assert!(matches!(moved.open(&old), Err(StoreError::Corrupt(_))));
     }
-}
-
-/// The answer to [`GrantStore::credentials_of`](convene_domain::ports::GrantStore::credentials_of)
-/// from the rows read for it: one answer per grant asked, in the order asked (`None`
-/// where no row has both its keys); a row that cannot be opened fails its grant alone;
-/// a failed read fails every grant.
-pub fn credentials_in_order(
-    rows: Result<Vec<CredentialsRow>, StoreError>,
-    grants: &[(TenantId, GrantId)],
-    ring: &KeyRing,
-) -> Vec<Result<Option<Credentials>, StoreError>> {
-    let rows = match rows {
-        Ok(rows) => rows,
-        Err(e) => return grants.iter().map(|_| Err(e.clone())).collect(),
-    };
-    let by_key: HashMap<(Uuid, Uuid), CredentialsRow> = rows
-        .into_iter()
-        .map(|r| ((r.tenant_id, r.grant_id), r))
-        .collect();
-    grants
-        .iter()
-        .map(|(tenant, grant)| {
-            by_key
-                .get(&(tenant.as_uuid(), grant.as_uuid()))
-                .map(|row| row.open(ring))
-                .transpose()
-        })
-        .collect()
 }
