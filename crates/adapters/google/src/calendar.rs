@@ -39,6 +39,7 @@ pub struct GoogleCalendar {
 struct Source {
     http: ProviderHttp,
     tokens: GrantTokens,
+    turns: batch::Turns,
     calendar_url: Url,
     send_updates: SendUpdates,
 }
@@ -226,6 +227,7 @@ impl GoogleCalendar {
         Ok(Self {
             source: Source {
                 tokens: GrantTokens::new(oauth, grants, clock),
+                turns: batch::Turns::default(),
                 http,
                 calendar_url: config.calendar_url.clone(),
                 send_updates: config.send_updates,
@@ -449,6 +451,7 @@ impl CalendarProvider for GoogleCalendar {
         batch::free_busy(
             &self.source,
             &self.source.tokens,
+            &self.source.turns,
             Provider::Google,
             calendars,
             window,

@@ -6,9 +6,12 @@
 //!    calendar, never hidden behind a colleague's token.
 //! 2. Calendars whose account is a calendar address (an email) are grouped by tenant (a
 //!    Workspace domain or Microsoft tenant, inside which free/busy is shared) and read in
-//!    batches of at most [`FreeBusySource::MAX_CALENDARS`], with the token of the first
-//!    calendar of the batch. Other calendars (a Google `sub`, a Microsoft object id) are
-//!    read alone with their own token, through [`FreeBusySource::own_id`].
+//!    batches of at most [`FreeBusySource::MAX_CALENDARS`], with the token of one
+//!    calendar of the batch, taken in turn from call to call ([`Turns`]): Graph allows
+//!    about four concurrent requests per mailbox, and a group asked for again and again
+//!    must not always go through the same one. Other calendars (a Google `sub`, a
+//!    Microsoft object id) are read alone with their own token, through
+//!    [`FreeBusySource::own_id`].
 //! 3. The window is split into pieces of at most [`FreeBusySource::MAX_WINDOW`]. Every
 //!    (batch, piece) call runs concurrently, within the provider's concurrency limit.
 //! 4. A calendar the batch's token could not read (the colleague does not share
@@ -16,6 +19,7 @@
 //!    token. A calendar fails alone: one entry per calendar, always.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -70,6 +74,18 @@ pub struct Owner<'a> {
     pub token: SecretString,
 }
 
+/// Whose token reads each batch: an adapter keeps one and hands it to every
+/// [`free_busy`] call; the first call takes the first calendar of each batch, the next
+/// the second, and so on around.
+#[derive(Debug, Default)]
+pub struct Turns(AtomicUsize);
+
+impl Turns {
+    fn next(&self) -> usize {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
 /// The calendar address in an account id, if it is one.
 pub fn address(account: &str) -> Option<&str> {
     let (local, domain) = account.split_once('@')?;
@@ -83,6 +99,7 @@ type Outcome = Result<Vec<Interval>, CalendarError>;
 pub async fn free_busy<S: FreeBusySource>(
     source: &S,
     tokens: &GrantTokens,
+    turns: &Turns,
     provider: Provider,
     calendars: &[ReadAccess],
     window: Interval,
@@ -132,6 +149,12 @@ pub async fn free_busy<S: FreeBusySource>(
                 .chunks(S::MAX_CALENDARS.max(1))
                 .map(<[usize]>::to_vec),
         );
+    }
+    // Each batch's owner (the index of the calendar whose token reads it) first.
+    let turn = turns.next();
+    for members in &mut batches {
+        let len = members.len();
+        members.rotate_left(turn % len.max(1));
     }
     let calls = batches.len() * pieces.len() + alone.len() * pieces.len();
 

@@ -45,6 +45,7 @@ pub struct MicrosoftCalendar {
 struct Source {
     http: ProviderHttp,
     tokens: GrantTokens,
+    turns: batch::Turns,
     graph_url: Url,
 }
 
@@ -225,6 +226,7 @@ impl MicrosoftCalendar {
         Ok(Self {
             source: Source {
                 tokens: GrantTokens::new(oauth, grants, clock),
+                turns: batch::Turns::default(),
                 http,
                 graph_url: config.graph_url.clone(),
             },
@@ -452,6 +454,7 @@ impl CalendarProvider for MicrosoftCalendar {
         batch::free_busy(
             &self.source,
             &self.source.tokens,
+            &self.source.turns,
             Provider::Microsoft,
             calendars,
             window,

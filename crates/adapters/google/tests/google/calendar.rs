@@ -137,6 +137,36 @@ async fn fifty_calendars_take_one_call_and_fifty_one_take_two() {
 }
 
 #[tokio::test]
+async fn a_group_asked_again_is_read_with_another_members_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/calendar/v3/freeBusy"))
+        .respond_with(echo_free_busy)
+        .mount(&server)
+        .await;
+    let fx = Fixture::at(NOW);
+    let grants = people(&fx, 3, "example.com").await;
+    let google = adapter(&server, &fx);
+    for _ in 0..4 {
+        let out = google.free_busy(&reads(&grants), window(7)).await;
+        assert!(out.iter().all(|c| c.busy.is_ok()), "{out:?}");
+    }
+    let owners: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/freeBusy"))
+        .map(|r| r.headers["authorization"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        owners,
+        [0, 1, 2, 0].map(|i| format!("Bearer access-example.com-{i}")),
+        "each call goes through the next member's token, around the group"
+    );
+}
+
+#[tokio::test]
 async fn ninety_days_take_one_call_and_ninety_one_take_two() {
     for (days, calls) in [(90, 1), (91, 2)] {
         let server = MockServer::start().await;
