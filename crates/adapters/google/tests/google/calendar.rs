@@ -55,6 +55,17 @@ fn echo_free_busy(req: &Request) -> ResponseTemplate {
     }))
 }
 
+/// A Google stand-in whose `freeBusy` answers with [`echo_free_busy`].
+async fn echo_server() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/calendar/v3/freeBusy"))
+        .respond_with(echo_free_busy)
+        .mount(&server)
+        .await;
+    server
+}
+
 async fn people(fx: &Fixture, n: usize, domain: &str) -> Vec<Grant> {
     let tenant = fx.tenant(domain).await;
     let mut out = Vec::new();
@@ -78,13 +89,21 @@ fn reads(grants: &[Grant]) -> Vec<ReadAccess> {
     grants.iter().map(|g| g.read_access().unwrap()).collect()
 }
 
-async fn free_busy_bodies(server: &MockServer) -> Vec<Value> {
+/// The `freeBusy` requests the stand-in received, in order.
+async fn free_busy_requests(server: &MockServer) -> Vec<Request> {
     server
         .received_requests()
         .await
         .unwrap()
-        .iter()
+        .into_iter()
         .filter(|r| r.url.path().ends_with("/freeBusy"))
+        .collect()
+}
+
+async fn free_busy_bodies(server: &MockServer) -> Vec<Value> {
+    free_busy_requests(server)
+        .await
+        .iter()
         .map(|r| serde_json::from_slice(&r.body).unwrap())
         .collect()
 }
@@ -96,12 +115,7 @@ fn adapter(server: &MockServer, fx: &Fixture) -> GoogleCalendar {
 #[tokio::test]
 async fn fifty_calendars_take_one_call_and_fifty_one_take_two() {
     for (n, calls) in [(50, 1), (51, 2)] {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/calendar/v3/freeBusy"))
-            .respond_with(echo_free_busy)
-            .mount(&server)
-            .await;
+        let server = echo_server().await;
         let fx = Fixture::at(NOW);
         let grants = people(&fx, n, "example.com").await;
         let read_before = fx.store.credential_reads();
@@ -138,12 +152,7 @@ async fn fifty_calendars_take_one_call_and_fifty_one_take_two() {
 
 #[tokio::test]
 async fn a_group_asked_again_is_read_with_another_members_token() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/calendar/v3/freeBusy"))
-        .respond_with(echo_free_busy)
-        .mount(&server)
-        .await;
+    let server = echo_server().await;
     let fx = Fixture::at(NOW);
     let grants = people(&fx, 3, "example.com").await;
     let google = adapter(&server, &fx);
@@ -151,12 +160,9 @@ async fn a_group_asked_again_is_read_with_another_members_token() {
         let out = google.free_busy(&reads(&grants), window(7)).await;
         assert!(out.iter().all(|c| c.busy.is_ok()), "{out:?}");
     }
-    let owners: Vec<String> = server
-        .received_requests()
+    let owners: Vec<String> = free_busy_requests(&server)
         .await
-        .unwrap()
         .iter()
-        .filter(|r| r.url.path().ends_with("/freeBusy"))
         .map(|r| r.headers["authorization"].to_str().unwrap().to_owned())
         .collect();
     assert_eq!(
@@ -169,12 +175,7 @@ async fn a_group_asked_again_is_read_with_another_members_token() {
 #[tokio::test]
 async fn ninety_days_take_one_call_and_ninety_one_take_two() {
     for (days, calls) in [(90, 1), (91, 2)] {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/calendar/v3/freeBusy"))
-            .respond_with(echo_free_busy)
-            .mount(&server)
-            .await;
+        let server = echo_server().await;
         let fx = Fixture::at(NOW);
         let grants = people(&fx, 3, "example.com").await;
         let out = adapter(&server, &fx)
@@ -249,12 +250,7 @@ async fn per_calendar_errors_inside_a_200_are_read_one_by_one() {
 
 #[tokio::test]
 async fn opaque_accounts_are_read_as_primary_with_their_own_token() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/calendar/v3/freeBusy"))
-        .respond_with(echo_free_busy)
-        .mount(&server)
-        .await;
+    let server = echo_server().await;
     let fx = Fixture::at(NOW);
     let tenant = fx.tenant("personal").await;
     let a = fx
@@ -722,12 +718,7 @@ async fn events_are_moved_by_patch_and_cancelled_even_when_gone() {
 
 #[tokio::test]
 async fn calendars_of_another_provider_are_refused_alone() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/calendar/v3/freeBusy"))
-        .respond_with(echo_free_busy)
-        .mount(&server)
-        .await;
+    let server = echo_server().await;
     let fx = Fixture::at(NOW);
     let tenant = fx.tenant("example.com").await;
     let ms = fx
