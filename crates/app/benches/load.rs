@@ -770,27 +770,14 @@ async fn against_the_binary(
         served.store.complete_all(&ids, now).await?;
     }
     let providers = StandIn::start(asking.busy.clone()).await?;
-    let binary = Binary::start(url, &providers.base).await?;
+    let binary = Binary::start(url, &providers.base, false).await?;
     println!(
-        "convene serve (pid {}, its worker running, logs to a file) on {}: RSS idle after start-up {}",
+        "convene serve (pid {}, its worker running, analytics off as by default, logs to a file) on {}: RSS idle after start-up {}",
         binary.pid,
         binary.base,
         rss_of(&binary.pid)
     );
-
-    let script = binary.dir.path().join("votes.lua");
-    std::fs::write(&script, wrk_script(votes)?)?;
-    wrk_run(&wrk, &script, &binary.base, WARM_UP)?;
-    let figures = wrk_run(&wrk, &script, &binary.base, VOTING)?;
-    println!(
-        "votes, wrk → convene serve: {:>7.0} votes/s   p50 {:>6.1} ms   p99 {:>6.1} ms   {} votes in {}, {} errors (wrk: 2 threads, {CONNECTIONS} connections)",
-        figures.rate,
-        figures.p50_ms,
-        figures.p99_ms,
-        figures.requests,
-        figures.elapsed,
-        figures.errors
-    );
+    binary_votes(&wrk, &binary, votes)?;
     println!("convene serve RSS after the votes: {}", rss_of(&binary.pid));
 
     // One request first: the binary must read every calendar from the stand-ins.
@@ -828,7 +815,50 @@ async fn against_the_binary(
         "convene serve RSS after availability: {}",
         rss_of(&binary.pid)
     );
+    binary.stop().await?;
+
+    // The votes again with analytics on: each vote also queues a `vote cast` event, which
+    // the worker sends to the Amplitude stand-in while the votes go on.
+    let binary = Binary::start(url, &providers.base, true).await?;
+    println!(
+        "convene serve (pid {}) again, its analytics sent to an Amplitude stand-in answering in {} ms",
+        binary.pid,
+        PROVIDER_LATENCY.as_millis(),
+    );
+    let accepted = binary_votes(&wrk, &binary, votes)?;
+    let started = Instant::now();
+    while providers.events() < accepted && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "  the Amplitude stand-in received {} events for {accepted} votes counted, the last {:.1} s after the votes ended",
+        providers.events(),
+        started.elapsed().as_secs_f64(),
+    );
     binary.stop().await
+}
+
+/// Posts the guests' votes to the binary with wrk (a warm-up, then [`VOTING`]), prints
+/// the figures and answers how many votes it counted (wrk's requests less its errors).
+fn binary_votes(
+    wrk: &std::path::Path,
+    binary: &Binary,
+    votes: &[VoteTarget],
+) -> anyhow::Result<u64> {
+    let script = binary.dir.path().join("votes.lua");
+    std::fs::write(&script, wrk_script(votes)?)?;
+    let warm = wrk_run(wrk, &script, &binary.base, WARM_UP)?;
+    let figures = wrk_run(wrk, &script, &binary.base, VOTING)?;
+    println!(
+        "votes, wrk → convene serve: {:>7.0} votes/s   p50 {:>6.1} ms   p99 {:>6.1} ms   {} votes in {}, {} errors (wrk: 2 threads, {CONNECTIONS} connections)",
+        figures.rate,
+        figures.p50_ms,
+        figures.p99_ms,
+        figures.requests,
+        figures.elapsed,
+        figures.errors
+    );
+    Ok((warm.requests + figures.requests).saturating_sub(warm.errors + figures.errors))
 }
 
 /// `convene serve` in a process of its own, on the benchmark's database, its calendars
@@ -843,14 +873,30 @@ struct Binary {
 
 impl Binary {
     /// Starts the binary and waits until it is ready.
-    async fn start(url: &str, providers: &str) -> anyhow::Result<Self> {
+    /// With `analytics`, its events go to the stand-ins' Amplitude; without, analytics
+    /// is off (the default configuration).
+    async fn start(url: &str, providers: &str, analytics: bool) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let base = format!("http://127.0.0.1:{port}");
         let log = dir.path().join("serve.log");
-        let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_convene"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_convene"));
+        if analytics {
+            command
+                .env("CONVENE_ANALYTICS__BACKEND", "amplitude")
+                .env(
+                    "CONVENE_ANALYTICS__AMPLITUDE_URL",
+                    format!("{providers}/amplitude"),
+                )
+                .env("CONVENE_ANALYTICS__AMPLITUDE_KEY", "load-amplitude-key")
+                .env(
+                    "CONVENE_ANALYTICS__PSEUDONYM_SECRET",
+                    "the load benchmark's pseudonym secret",
+                );
+        }
+        let mut server = command
             .arg("serve")
             .current_dir(dir.path())
             .env("DATABASE_URL", url)
@@ -980,12 +1026,14 @@ fn wrk_run(
 
 /// HTTP stand-ins for Google Calendar's `freeBusy` and Graph's `getSchedule`, shaped as
 /// PROVIDERS.md and the adapters' tests have them, answering from fixed busy times after
-/// [`PROVIDER_LATENCY`]. Any other path is a 404 (no token refresh is expected: the
+/// [`PROVIDER_LATENCY`], and for Amplitude's HTTP V2 API (counting the events it takes,
+/// after the same latency). Any other path is a 404 (no token refresh is expected: the
 /// credentials hold valid access tokens). An answer is built once per distinct request
 /// and then replayed, so that the stand-ins cost this machine little besides HTTP.
 struct StandIn {
     base: String,
     calls: Arc<AtomicU64>,
+    events: Arc<AtomicU64>,
     _shutdown: watch::Sender<bool>,
 }
 
@@ -1002,7 +1050,28 @@ impl StandIn {
         struct Held {
             busy: Arc<HashMap<String, Vec<Interval>>>,
             calls: Arc<AtomicU64>,
+            events: Arc<AtomicU64>,
             answered: Arc<std::sync::Mutex<HashMap<Bytes, Bytes>>>,
+        }
+        /// Amplitude's HTTP V2 API: counts the events of a batch and takes them all.
+        async fn amplitude(held: Held, sent: Bytes) -> impl axum::response::IntoResponse {
+            #[derive(serde::Deserialize)]
+            struct Batch {
+                events: Vec<serde::de::IgnoredAny>,
+            }
+            tokio::time::sleep(PROVIDER_LATENCY).await;
+            let Ok(batch) = serde_json::from_slice::<Batch>(&sent) else {
+                return (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"code": 400, "error": "not a batch of events"})),
+                );
+            };
+            let n = batch.events.len() as u64;
+            held.events.fetch_add(n, Ordering::Relaxed);
+            (
+                axum::http::StatusCode::OK,
+                axum::Json(json!({"code": 200, "events_ingested": n})),
+            )
         }
         async fn answer(
             held: Held,
@@ -1084,6 +1153,7 @@ impl StandIn {
         let held = Held {
             busy: Arc::new(busy),
             calls: Arc::new(AtomicU64::new(0)),
+            events: Arc::new(AtomicU64::new(0)),
             answered: Arc::default(),
         };
         let routes = axum::Router::new()
@@ -1094,6 +1164,10 @@ impl StandIn {
             .route(
                 "/graph/me/calendar/getSchedule",
                 post(|State(held): State<Held>, asked: Bytes| answer(held, asked, schedules)),
+            )
+            .route(
+                "/amplitude/2/httpapi",
+                post(|State(held): State<Held>, sent: Bytes| amplitude(held, sent)),
             )
             .with_state(held.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -1110,13 +1184,19 @@ impl StandIn {
         Ok(Self {
             base,
             calls: held.calls,
+            events: held.events,
             _shutdown: tx,
         })
     }
 
-    /// Calls answered so far.
+    /// Calendar calls answered so far.
     fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Analytics events received so far.
+    fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
     }
 }
 

@@ -122,12 +122,17 @@ impl Mailer for MailBackend {
     }
 }
 
-/// Analytics switched off: events are acknowledged and dropped.
+/// Analytics switched off: use cases write no events, and any queued before are
+/// acknowledged and dropped.
 #[derive(Debug, Default)]
 pub struct NoAnalytics;
 
 #[async_trait]
 impl Analytics for NoAnalytics {
+    fn records(&self) -> bool {
+        false
+    }
+
     async fn record(
         &self,
         events: &[(MessageId, AnalyticsEvent)],

@@ -791,6 +791,14 @@ pub trait Mailer: Send + Sync {
 /// Records product events.
 #[async_trait]
 pub trait Analytics: Send + Sync {
+    /// Whether events reach anyone. When `false` (analytics switched off), use cases
+    /// write no analytics event at all: nothing is kept, queued or processed that no one
+    /// will receive. Events queued before analytics was switched off are still handed to
+    /// [`Analytics::record`], which then drops them.
+    fn records(&self) -> bool {
+        true
+    }
+
     /// Records events, each with its outbox message id as the de-duplication key. MUST
     /// return one result per event, in order.
     async fn record(

@@ -1351,3 +1351,42 @@ async fn a_last_vote_counts_when_the_organizer_calendar_is_down_and_the_sweep_bo
     assert_eq!(world.scheduler.expire_due(m.tenant()).await.unwrap(), 0);
     assert_eq!(count(&world, "booking_blocked", "ada@acme.test"), 1);
 }
+
+#[tokio::test]
+async fn analytics_switched_off_writes_no_event_and_changes_nothing_else() {
+    async fn meeting_voted_and_booked(off: bool) -> (usize, usize, &'static str) {
+        let Team { world, ada, .. } = team();
+        if off {
+            world.analytics.switch_off();
+        }
+        let request = world
+            .a_meeting()
+            .within("2026-03-03T00:00:00Z", 5)
+            .with_email_guest("bob@guest.test")
+            .build();
+        let m = create(&world, &ada, request).await;
+        let (voted, _) = world
+            .scheduler
+            .vote(&pass(&m, "bob@guest.test"), &yes_to_all(&m))
+            .await
+            .unwrap();
+        let messages = world.store.outbox_messages();
+        let events = messages
+            .iter()
+            .filter(|m| matches!(m.payload, OutboxPayload::Analytics(_)))
+            .count();
+        (events, messages.len() - events, voted.state().name())
+    }
+    let (events_on, others_on, state_on) = meeting_voted_and_booked(false).await;
+    let (events_off, others_off, state_off) = meeting_voted_and_booked(true).await;
+    assert!(
+        events_on >= 3,
+        "created, vote cast and booked are recorded when analytics is on: {events_on}"
+    );
+    assert_eq!(events_off, 0, "nothing is queued for no one");
+    assert_eq!(
+        others_off, others_on,
+        "emails and calendar writes as before"
+    );
+    assert_eq!((state_on, state_off), ("booked", "booked"));
+}

@@ -14,6 +14,7 @@ struct State {
     events: Vec<(MessageId, AnalyticsEvent)>,
     calls: usize,
     fail_next: Option<DeliveryError>,
+    off: bool,
 }
 
 /// An [`Analytics`] receiver that keeps events, de-duplicated by their message id (as
@@ -39,6 +40,12 @@ impl FakeAnalytics {
         lock(&self.state).calls
     }
 
+    /// Says from now on that events reach no one ([`Analytics::records`] is `false`),
+    /// as analytics switched off in the configuration does.
+    pub fn switch_off(&self) {
+        lock(&self.state).off = true;
+    }
+
     /// The next `record` call fails every event in it with `error`.
     pub fn fail_next(&self, error: DeliveryError) {
         lock(&self.state).fail_next = Some(error);
@@ -47,6 +54,10 @@ impl FakeAnalytics {
 
 #[async_trait]
 impl Analytics for FakeAnalytics {
+    fn records(&self) -> bool {
+        !lock(&self.state).off
+    }
+
     async fn record(
         &self,
         events: &[(MessageId, AnalyticsEvent)],

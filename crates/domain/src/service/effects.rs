@@ -49,6 +49,9 @@ impl<'a> Effects<'a> {
         subject: impl std::fmt::Display,
         properties: &[(&str, serde_json::Value)],
     ) {
+        if !self.scheduler.ports.analytics.records() {
+            return;
+        }
         let properties: BTreeMap<String, serde_json::Value> = properties
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
