@@ -186,6 +186,57 @@ fn rss_of(pid: &str) -> String {
     }
 }
 
+/// CPU time spent so far, in clock ticks: the whole machine's (every process and the
+/// kernel) and one process's, from `/proc`.
+#[derive(Clone, Copy)]
+struct CpuTicks {
+    machine: u64,
+    process: u64,
+}
+
+impl CpuTicks {
+    fn now(pid: &str) -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+        let machine = stat
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("cpu "))
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|v| v.parse::<u64>().ok())
+                    .enumerate()
+                    .filter(|(i, _)| *i < 8 && *i != 3 && *i != 4)
+                    .map(|(_, v)| v)
+                    .sum()
+            })
+            .unwrap_or(0);
+        let own = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // After the command's closing parenthesis: state is field 3, utime 14, stime 15.
+        let process = own
+            .rsplit_once(')')
+            .map(|(_, rest)| {
+                rest.split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .filter_map(|v| v.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+        Self { machine, process }
+    }
+
+    /// Milliseconds of CPU per request since `before`, for the machine and the process.
+    fn per_request(self, before: Self, requests: u64) -> (f64, f64) {
+        // Linux reports in USER_HZ, 100 a second on every architecture it runs on.
+        let ms = |ticks: u64| ticks as f64 * 10.0 / requests.max(1) as f64;
+        (
+            ms(self.machine.saturating_sub(before.machine)),
+            ms(self.process.saturating_sub(before.process)),
+        )
+    }
+}
+
 /// The served app and what the load needs to reach it.
 struct Served {
     store: Arc<PgStore>,
@@ -798,8 +849,9 @@ async fn against_the_binary(
     let script = binary.dir.path().join("availability.lua");
     std::fs::write(&script, wrk_availability_script(asking)?)?;
     wrk_run(&wrk, &script, &binary.base, WARM_UP)?;
-    let before = providers.calls();
+    let (before, cpu) = (providers.calls(), CpuTicks::now(&binary.pid));
     let figures = wrk_run(&wrk, &script, &binary.base, ASKING)?;
+    let (machine, serve) = CpuTicks::now(&binary.pid).per_request(cpu, figures.requests);
     println!(
         "availability, wrk → convene serve: {:>7.0} requests/s p50 {:>6.1} ms   p99 {:>6.1} ms   {} requests in {}, {} errors; {CONNECTED} connected participants, {} calls to the Google and Graph stand-ins answering over HTTP in {} ms (max_concurrency {CONNECTIONS} per provider)",
         figures.rate,
@@ -810,6 +862,9 @@ async fn against_the_binary(
         figures.errors,
         providers.calls() - before,
         PROVIDER_LATENCY.as_millis(),
+    );
+    println!(
+        "  CPU a request: {machine:.3} ms in all (convene serve {serve:.3} ms; the rest PostgreSQL, wrk, the stand-ins and the kernel)"
     );
     println!(
         "convene serve RSS after availability: {}",
@@ -848,7 +903,9 @@ fn binary_votes(
     let script = binary.dir.path().join("votes.lua");
     std::fs::write(&script, wrk_script(votes)?)?;
     let warm = wrk_run(wrk, &script, &binary.base, WARM_UP)?;
+    let before = CpuTicks::now(&binary.pid);
     let figures = wrk_run(wrk, &script, &binary.base, VOTING)?;
+    let (machine, serve) = CpuTicks::now(&binary.pid).per_request(before, figures.requests);
     println!(
         "votes, wrk → convene serve: {:>7.0} votes/s   p50 {:>6.1} ms   p99 {:>6.1} ms   {} votes in {}, {} errors (wrk: 2 threads, {CONNECTIONS} connections)",
         figures.rate,
@@ -857,6 +914,9 @@ fn binary_votes(
         figures.requests,
         figures.elapsed,
         figures.errors
+    );
+    println!(
+        "  CPU a vote: {machine:.3} ms in all (convene serve {serve:.3} ms; the rest PostgreSQL, wrk and the kernel)"
     );
     Ok((warm.requests + figures.requests).saturating_sub(warm.errors + figures.errors))
 }

@@ -8,7 +8,9 @@
 //! - **Concurrency.** Meetings carry a version compared on update (`Conflict` for the
 //!   loser of a race, with its outbox messages rolled back); the outbox is claimed with
 //!   `FOR UPDATE SKIP LOCKED` in a statement that marks the rows in flight, so workers
-//!   never share a message; reads of a meeting run in one `REPEATABLE READ` snapshot.
+//!   never share a message; reads of a meeting run in one `REPEATABLE READ` snapshot,
+//!   or, for a meeting read here recently and unchanged since (same row `xmin` and
+//!   `version`), check only its row and answer from the copy kept.
 //! - **Audit log**: a trigger refuses `UPDATE`, `DELETE` and `TRUNCATE`.
 //! - **Schema** from `migrations/postgres`, embedded ([`MIGRATOR`], [`PgStore::migrate`]);
 //!   [`PgStore::ping`] says whether the database is reachable and migrated (`/readyz`).
@@ -26,6 +28,7 @@ mod batch;
 mod meetings;
 mod outbox;
 mod people;
+mod recent;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +74,7 @@ pub struct PgStore {
 pub(crate) struct Db {
     pool: PgPool,
     queries: Arc<AtomicU64>,
+    recent: Arc<recent::Recent>,
 }
 
 impl Db {
@@ -146,10 +150,13 @@ impl PgStore {
 
     /// A store over an existing pool.
     pub fn from_pool(pool: PgPool, ring: impl Into<Arc<KeyRing>>) -> Self {
+        let recent = recent::Recent::new(recent::MAX_ROWS, recent::KEEP_FOR);
+        recent.sweep_while_alive();
         Self {
             db: Db {
                 pool: pool.clone(),
                 queries: Arc::new(AtomicU64::new(0)),
+                recent,
             },
             pool,
             ring: ring.into(),

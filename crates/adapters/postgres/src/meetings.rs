@@ -9,6 +9,9 @@
 //! statement whose parts delete the children no longer there and insert or update, from
 //! arrays (`UNNEST`), only the children that changed.
 //!
+//! A meeting read again while nothing changed it is answered from the copy kept by
+//! [`crate::recent`] after one statement on the meeting rows.
+//!
 //! Single-meeting reads and ballots go through [`crate::batch`]: concurrent calls share
 //! one transaction. A ballot batch locks its meetings (`FOR UPDATE`, in key order),
 //! writes only the voters' rows and raises the versions, so that votes never conflict
@@ -35,6 +38,7 @@ use uuid::Uuid;
 use std::collections::HashMap;
 
 use crate::batch::{Coalescer, Lost};
+use crate::recent::{Key, Stamp};
 use crate::{Db, PgStore, limit};
 
 /// Which meetings involve a person: organised by or connected as the user (of their
@@ -296,6 +300,9 @@ impl PgStore {
             Ok(())
         }
         .await;
+        self.db
+            .recent
+            .forget([(rows.meeting.tenant_id, rows.meeting.id)]);
         self.settle(result, &tenants).await
     }
 
@@ -351,6 +358,7 @@ impl std::fmt::Debug for Batches {
 
 /// A ballot to count, with the outbox messages that go with it.
 pub(crate) struct Cast {
+    ballot: Ballot,
     rows: BallotRows,
     messages: Vec<OutboxRow>,
 }
@@ -398,21 +406,70 @@ impl Db {
         }
     }
 
-    async fn load_keys(
-        &self,
-        keys: &[(Uuid, Uuid)],
-    ) -> Result<HashMap<(Uuid, Uuid), Meeting>, StoreError> {
+    /// The meetings of `keys` that exist. Those with a copy kept here ([`crate::recent`])
+    /// are first checked in one statement on their meeting rows and answered from the
+    /// copy when unchanged; the others are read in full.
+    async fn load_keys(&self, keys: &[(Uuid, Uuid)]) -> Result<HashMap<Key, Meeting>, StoreError> {
+        let (kept, mut unknown): (Vec<Key>, Vec<Key>) =
+            keys.iter().partition(|key| self.recent.holds(key));
+        let stamps: Vec<(Uuid, Uuid, i64, i64)> = match kept.as_slice() {
+            [] => Vec::new(),
+            [(tenant, id)] => self
+                .query_as(
+                    "SELECT tenant_id, id, xmin::text::int8, version FROM meetings \
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant)
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(store_error)?,
+            _ => {
+                let (tenants, ids) = distinct_keys(kept.iter().copied());
+                self.query_as(
+                    "SELECT tenant_id, id, xmin::text::int8, version FROM meetings \
+                     WHERE tenant_id = ANY($1::uuid[]) AND id = ANY($2::uuid[])",
+                )
+                .bind(tenants)
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(store_error)?
+            }
+        };
+        let mut found = HashMap::with_capacity(keys.len());
+        for (tenant, id, xmin, version) in stamps {
+            let key = (tenant, id);
+            match self.recent.get(&key, Stamp { xmin, version }) {
+                Some(meeting) => {
+                    found.insert(key, meeting);
+                }
+                None => unknown.push(key),
+            }
+        }
+        if !unknown.is_empty() {
+            found.extend(self.read_keys(&unknown).await?);
+        }
+        Ok(found)
+    }
+
+    /// The meetings of `keys` that exist, read in full in one snapshot, and kept.
+    async fn read_keys(&self, keys: &[(Uuid, Uuid)]) -> Result<HashMap<Key, Meeting>, StoreError> {
+        use sqlx::{FromRow as _, Row as _};
         let (tenants, ids) = distinct_keys(keys.iter().copied());
         let mut tx = self.read().await?;
-        let rows: Vec<MeetingRow> = if keys.len() == 1 {
-            self.query_as("SELECT * FROM meetings WHERE tenant_id = $1 AND id = $2")
-                .bind(tenants[0])
-                .bind(ids[0])
-                .fetch_all(&mut *tx)
-                .await
+        let rows = if let [(tenant, id)] = keys {
+            self.query(
+                "SELECT *, xmin::text::int8 AS row_xmin FROM meetings \
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await
         } else {
-            self.query_as(
-                "SELECT * FROM meetings \
+            self.query(
+                "SELECT *, xmin::text::int8 AS row_xmin FROM meetings \
                  WHERE tenant_id = ANY($1::uuid[]) AND id = ANY($2::uuid[])",
             )
             .bind(tenants)
@@ -421,11 +478,27 @@ impl Db {
             .await
         }
         .map_err(store_error)?;
-        let meetings = self.load_meetings(&mut tx, rows).await?;
+        let mut meeting_rows = Vec::with_capacity(rows.len());
+        let mut stamps = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let m = MeetingRow::from_row(row).map_err(store_error)?;
+            let xmin: i64 = row.try_get("row_xmin").map_err(store_error)?;
+            stamps.push(Stamp {
+                xmin,
+                version: m.version,
+            });
+            meeting_rows.push(m);
+        }
+        let meetings = self.load_meetings(&mut tx, meeting_rows).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(meetings
             .into_iter()
-            .map(|m| ((m.tenant().as_uuid(), m.id().as_uuid()), m))
+            .zip(stamps)
+            .map(|(m, stamp)| {
+                let key = (m.tenant().as_uuid(), m.id().as_uuid());
+                self.recent.put(key, stamp, m.clone());
+                (key, m)
+            })
             .collect())
     }
 
@@ -533,7 +606,7 @@ impl Db {
                     (t, m, n)
                 },
             );
-        let versions: Vec<(Uuid, Uuid, i64)> = self
+        let versions: Vec<(Uuid, Uuid, i64, i64)> = self
             .query_as(
                 "WITH base AS MATERIALIZED ( \
                    SELECT k.t, k.m, (SELECT coalesce(max(v.position), -1) + 1 FROM votes v \
@@ -551,7 +624,7 @@ impl Db {
                  UPDATE meetings AS m SET version = m.version + k.n \
                  FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[]) AS k (t, m, n) \
                  WHERE m.tenant_id = k.t AND m.id = k.m \
-                 RETURNING m.tenant_id, m.id, m.version",
+                 RETURNING m.tenant_id, m.id, m.version, m.xmin::text::int8",
             )
             .bind(&counted_tenants)
             .bind(&counted_ids)
@@ -566,8 +639,11 @@ impl Db {
             .fetch_all(&mut *tx)
             .await?;
         self.enqueue_rows(&mut tx, &messages).await?;
-        let versions: HashMap<Key, i64> =
-            versions.into_iter().map(|(t, m, v)| ((t, m), v)).collect();
+        let stamps: HashMap<Key, Stamp> = versions
+            .into_iter()
+            .map(|(t, m, version, xmin)| ((t, m), Stamp { xmin, version }))
+            .collect();
+        let versions: HashMap<Key, i64> = stamps.iter().map(|(k, s)| (*k, s.version)).collect();
         // A meeting's votes are read back only when something came between a ballot's
         // read and its count (another ballot of this batch or an earlier one): otherwise
         // the ballot's own copy counts it (`Tally::votes` is `None`).
@@ -597,6 +673,18 @@ impl Db {
             .await?
         };
         tx.commit().await?;
+        // The kept copies follow: a ballot nothing came between is counted on its copy,
+        // any other counted meeting is read again next time.
+        for (cast, verdict) in batch.iter().zip(&verdicts) {
+            let key = (cast.rows.tenant_id, cast.rows.meeting_id);
+            match stamps.get(&key) {
+                Some(stamp) if verdict.is_ok() && untouched(cast) => {
+                    self.recent.counted(&key, &cast.ballot, *stamp);
+                }
+                Some(_) => self.recent.forget([key]),
+                None => {}
+            }
+        }
         let mut after_by_meeting: HashMap<Key, Vec<VoteRow>> = HashMap::new();
         for vote in after {
             after_by_meeting
@@ -712,10 +800,17 @@ impl MeetingStore for PgStore {
         let result = self
             .batches
             .ballots
-            .call(Cast { rows, messages }, move |batch| {
-                let db = db.clone();
-                async move { db.cast_batch(batch).await }
-            })
+            .call(
+                Cast {
+                    ballot: ballot.clone(),
+                    rows,
+                    messages,
+                },
+                move |batch| {
+                    let db = db.clone();
+                    async move { db.cast_batch(batch).await }
+                },
+            )
             .await
             .unwrap_or_else(|Lost| Err(Failure::Store(lost("the ballot"))));
         self.settle(result, &tenants).await
@@ -918,6 +1013,10 @@ impl ErasureStore for PgStore {
             Ok(())
         }
         .await;
+        // No copy of what the erasure changed or deleted is kept here a moment longer.
+        let changed_keys = changed.iter().map(|r| (r.meeting.tenant_id, r.meeting.id));
+        let deleted_keys = e.deleted.iter().map(|id| (tenant, id.as_uuid()));
+        self.db.recent.forget(changed_keys.chain(deleted_keys));
         self.settle(result, &tenants).await
     }
 }

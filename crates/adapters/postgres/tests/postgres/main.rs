@@ -9,6 +9,8 @@ mod contract;
 #[cfg(has_database_url)]
 mod extra;
 #[cfg(has_database_url)]
+mod recent;
+#[cfg(has_database_url)]
 #[path = "../../../sql/tests/shared/scenarios.rs"]
 mod scenarios;
 
