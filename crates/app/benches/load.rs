@@ -16,7 +16,11 @@
 //!   from stand-ins for Google's `freeBusy` and Graph's `getSchedule` (in this process,
 //!   answering in 20 ms; one Google call and two Graph calls of 20 schedules a request),
 //!   the participants' access tokens decrypted from the store; with the binary's idle and
-//!   loaded resident memory, and whatever it logged as a warning or an error.
+//!   loaded resident memory, and whatever it logged as a warning or an error. That binary
+//!   runs with analytics off (the default); a second one, with analytics sent to an
+//!   Amplitude stand-in, takes the votes again, and the bench waits for every counted
+//!   vote's event. Each binary run also reports the CPU time spent a request, by the
+//!   whole machine and by the binary (from `/proc`).
 //!
 //! Needs `DATABASE_URL` (a role that may create databases); without it, says so and exits.
 //! Works in a scratch database it creates and drops. All traffic stays on 127.0.0.1.
