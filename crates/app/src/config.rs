@@ -247,6 +247,11 @@ pub struct WorkerConfig {
     /// revocations made there (by the user or their IT): `6h`, `30m` (at least a minute).
     #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
     pub grant_check_interval: std::time::Duration,
+    /// How long a delivered message is kept (its payload is gone at delivery; its key,
+    /// which keeps an effect from being queued twice, stays until then): `30d`, `72h`
+    /// (at least a day).
+    #[serde(with = "retention")]
+    pub keep_delivered: std::time::Duration,
 }
 
 impl Default for WorkerConfig {
@@ -256,6 +261,7 @@ impl Default for WorkerConfig {
             batch: 50,
             lease_secs: 120,
             grant_check_interval: std::time::Duration::from_secs(6 * 3600),
+            keep_delivered: std::time::Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -417,6 +423,32 @@ impl Default for Config {
 
 fn redact<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str("[redacted]")
+}
+
+/// A retention written like `30d`, `72h` or `1w 2d`, a day being 24 hours (a length
+/// of time, not a calendar date); months and years are refused.
+mod retention {
+    use serde::{Deserialize as _, Deserializer, Serializer, de, ser};
+
+    pub(super) fn serialize<S: Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let d = jiff::SignedDuration::try_from(*d).map_err(ser::Error::custom)?;
+        s.collect_str(&format_args!("{d:#}"))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::time::Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        let span: jiff::Span = text.parse().map_err(de::Error::custom)?;
+        let length = span
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .map_err(de::Error::custom)?;
+        std::time::Duration::try_from(length)
+            .map_err(|_| de::Error::custom("a retention cannot be negative"))
+    }
 }
 
 fn redact_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -655,6 +687,12 @@ pub const SETTINGS: &[Setting] = &[
         key: "worker.grant_check_interval",
         env: "CONVENE_WORKER__GRANT_CHECK_INTERVAL",
         default: "6h",
+        secret: false,
+    },
+    Setting {
+        key: "worker.keep_delivered",
+        env: "CONVENE_WORKER__KEEP_DELIVERED",
+        default: "30d",
         secret: false,
     },
     Setting {
@@ -977,6 +1015,41 @@ mod tests {
             );
             jail.set_env("CONVENE_WORKER__GRANT_CHECK_INTERVAL", "often");
             assert!(Config::load(None).is_err(), "not a duration");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn delivered_messages_are_kept_thirty_days_unless_configured() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.worker.keep_delivered,
+                std::time::Duration::from_secs(30 * 24 * 3600)
+            );
+            jail.set_env("CONVENE_WORKER__KEEP_DELIVERED", "7d");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.worker.keep_delivered,
+                std::time::Duration::from_secs(7 * 24 * 3600)
+            );
+            jail.set_env("CONVENE_WORKER__KEEP_DELIVERED", "72h");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.worker.keep_delivered,
+                std::time::Duration::from_secs(72 * 3600)
+            );
+            jail.set_env("CONVENE_WORKER__KEEP_DELIVERED", "1w 2d");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.worker.keep_delivered,
+                std::time::Duration::from_secs(9 * 24 * 3600)
+            );
+            for bad in ["forever", "2 months", "-3d"] {
+                jail.set_env("CONVENE_WORKER__KEEP_DELIVERED", bad);
+                assert!(Config::load(None).is_err(), "{bad} is refused");
+            }
             Ok(())
         });
     }

@@ -1,7 +1,8 @@
 //! The background worker: drains the outbox with the retry policy, closes polls past
 //! their deadline (expired, or decided when their votes are all in: a last vote that
 //! found the organizer's calendar unreadable makes its poll due at once), purges
-//! sessions past their lifetime, and checks every calendar grant
+//! sessions past their lifetime and delivered messages past `worker.keep_delivered`,
+//! and checks every calendar grant
 //! with its provider every `worker.grant_check_interval`. Several workers (in several
 //! processes) share the outbox; each message is claimed by one at a time. Several may
 //! check grants at once: a refresh is idempotent, and a refused grant's user is told once
@@ -14,11 +15,18 @@ use convene_domain::access::SessionPolicy;
 use convene_domain::outbox::{RetryDecision, RetryPolicy};
 use convene_domain::ports::{Clock, Store, StoreError};
 use convene_domain::service::{GrantCheck, Scheduler};
+use convene_domain::time::Timestamp;
 use jiff::SignedDuration;
 use rand::Rng;
 use tokio::sync::watch;
 
 use crate::config::WorkerConfig;
+
+/// Delivered messages deleted by one statement.
+pub const PURGE_BATCH: u32 = 5_000;
+/// At most this many purge statements a housekeeping run (once a minute): 500,000
+/// messages a minute, far more than one deployment delivers.
+pub const PURGE_ROUNDS: usize = 100;
 
 /// The worker.
 #[derive(Clone)]
@@ -128,8 +136,8 @@ impl Worker {
         Ok(batch.len())
     }
 
-    /// Closes due polls in every tenant (expired, or decided when everyone answered) and
-    /// purges sessions past their lifetime.
+    /// Closes due polls in every tenant (expired, or decided when everyone answered),
+    /// purges sessions past their lifetime and delivered messages past their retention.
     pub async fn housekeeping(&self) -> Result<(), StoreError> {
         for tenant in self.store.tenant_ids().await? {
             match self.scheduler.expire_due(tenant).await {
@@ -146,7 +154,34 @@ impl Worker {
         if purged > 0 {
             tracing::info!(purged, "sessions purged");
         }
+        let purged = self.purge_delivered(now).await?;
+        if purged > 0 {
+            tracing::info!(purged, "delivered outbox messages purged");
+        }
         Ok(())
+    }
+
+    /// Deletes delivered messages older than `worker.keep_delivered` (at least a day),
+    /// [`PURGE_BATCH`] at a time so that no statement holds many rows, at most
+    /// [`PURGE_ROUNDS`] batches a run; returns how many.
+    pub async fn purge_delivered(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let keep = self
+            .config
+            .keep_delivered
+            .max(Duration::from_secs(24 * 3600));
+        let keep = SignedDuration::try_from(keep).unwrap_or(SignedDuration::MAX);
+        let Ok(before) = now.checked_sub(keep) else {
+            return Ok(0);
+        };
+        let mut purged = 0;
+        for _ in 0..PURGE_ROUNDS {
+            let n = self.store.purge_delivered(before, PURGE_BATCH).await?;
+            purged += n;
+            if n < u64::from(PURGE_BATCH) {
+                break;
+            }
+        }
+        Ok(purged)
     }
 
     /// One run of the periodic grant check over every tenant: each active grant of an
@@ -248,5 +283,134 @@ impl Worker {
             tracing::warn!(error = %e, "the grant check task failed");
         }
         tracing::info!("worker stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use convene_domain::ids::MessageId;
+    use convene_domain::outbox::{AnalyticsEvent, AnalyticsKind, OutboxMessage, OutboxPayload};
+    use convene_domain::ports::{OutboxCounts, OutboxStore as _};
+    use convene_testkit::fixtures::World;
+
+    use super::*;
+
+    fn worker(world: &World, keep_delivered: Duration) -> Worker {
+        Worker::new(
+            world.scheduler.clone(),
+            world.store.clone(),
+            Arc::new(world.clock.clone()),
+            SessionPolicy::default(),
+            WorkerConfig {
+                keep_delivered,
+                ..WorkerConfig::default()
+            },
+        )
+    }
+
+    /// Queues an analytics event and delivers it now; returns its id.
+    async fn delivered(world: &World, key: &str) -> MessageId {
+        let id: MessageId = world.new_id();
+        let message = OutboxMessage {
+            id,
+            tenant: world.tenant.id,
+            key: key.into(),
+            payload: OutboxPayload::Analytics(AnalyticsEvent {
+                kind: AnalyticsKind::MeetingCreated,
+                tenant: world.tenant.id,
+                user: None,
+                at: world.now(),
+                properties: Default::default(),
+            }),
+            created_at: world.now(),
+        };
+        world.store.enqueue(&[message]).await.unwrap();
+        let claimed = world
+            .store
+            .claim(world.now(), SignedDuration::from_mins(1), 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        world
+            .store
+            .complete(world.tenant.id, id, world.now())
+            .await
+            .unwrap();
+        id
+    }
+
+    #[tokio::test]
+    async fn housekeeping_purges_delivered_messages_past_their_retention() {
+        let world = World::new();
+        let day = SignedDuration::from_hours(24);
+        delivered(&world, "40 days ago").await;
+        world.clock.advance(day * 11);
+        delivered(&world, "29 days ago").await;
+        world.clock.advance(day * 28);
+        delivered(&world, "a day ago").await;
+        world.clock.advance(day);
+        let pending = OutboxCounts {
+            delivered: 3,
+            ..OutboxCounts::default()
+        };
+        assert_eq!(world.store.outbox_counts().await, Ok(pending));
+
+        let thirty_days = worker(&world, Duration::from_secs(30 * 24 * 3600));
+        thirty_days.housekeeping().await.unwrap();
+        assert_eq!(
+            world.store.outbox_counts().await.map(|c| c.delivered),
+            Ok(2),
+            "only the message delivered more than 30 days ago is gone"
+        );
+        // A retention under a day is taken as a day.
+        let too_short = worker(&world, Duration::from_secs(60));
+        assert_eq!(too_short.purge_delivered(world.now()).await, Ok(1));
+        assert_eq!(
+            world.store.outbox_counts().await.map(|c| c.delivered),
+            Ok(1),
+            "the message delivered a day ago is kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_large_backlog_is_purged_in_batches_within_one_run() {
+        let world = World::new();
+        let n = u64::from(PURGE_BATCH) + 7;
+        let messages: Vec<OutboxMessage> = (0..n)
+            .map(|i| OutboxMessage {
+                id: world.new_id(),
+                tenant: world.tenant.id,
+                key: format!("event {i}"),
+                payload: OutboxPayload::Analytics(AnalyticsEvent {
+                    kind: AnalyticsKind::MeetingCreated,
+                    tenant: world.tenant.id,
+                    user: None,
+                    at: world.now(),
+                    properties: Default::default(),
+                }),
+                created_at: world.now(),
+            })
+            .collect();
+        world.store.enqueue(&messages).await.unwrap();
+        let limit = u32::try_from(n).unwrap();
+        let claimed = world
+            .store
+            .claim(world.now(), SignedDuration::from_mins(1), limit)
+            .await
+            .unwrap();
+        let done: Vec<_> = claimed
+            .iter()
+            .map(|c| (c.message.tenant, c.message.id))
+            .collect();
+        world.store.complete_all(&done, world.now()).await.unwrap();
+        world.clock.advance(SignedDuration::from_hours(24 * 31));
+        let purged = worker(&world, Duration::from_secs(30 * 24 * 3600))
+            .purge_delivered(world.now())
+            .await;
+        assert_eq!(purged, Ok(n));
+        assert_eq!(
+            world.store.outbox_counts().await,
+            Ok(OutboxCounts::default())
+        );
     }
 }

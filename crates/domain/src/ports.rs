@@ -512,6 +512,16 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Counts by state, for operators.
     async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
+    /// Housekeeping across tenants: deletes at most `limit` delivered messages, those
+    /// delivered before `delivered_before` first (oldest first), and returns how many.
+    /// Pending, in-flight and dead messages are never purged. A purged message's key is
+    /// forgotten: enqueuing it again queues a new message, so the retention must outlast
+    /// anything that could enqueue the same effect again.
+    async fn purge_delivered(
+        &self,
+        delivered_before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
 }
 
 /// How many messages are in each state.

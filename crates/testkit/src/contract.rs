@@ -313,6 +313,7 @@ where
     audit_log(make().await.as_ref()).await;
     outbox(make().await.as_ref()).await;
     outbox_complete_all(make().await.as_ref()).await;
+    outbox_purge(make().await.as_ref()).await;
     tenant_admin(make().await.as_ref()).await;
     ballots(make().await.as_ref()).await;
 }
@@ -2232,6 +2233,99 @@ pub async fn outbox_complete_all(store: &dyn Store) {
             ..OutboxCounts::default()
         })
     );
+}
+
+/// Delivered messages are purged oldest first, across tenants, up to the limit and
+/// only before the cut-off; pending, in-flight and dead ones never; a purged key can be
+/// queued again.
+pub async fn outbox_purge(store: &dyn Store) {
+    let a = tenant(1, "alpha");
+    let b = tenant(2, "beta");
+    seed(store, &[&a, &b], &[]).await;
+    let at_secs = |s: i64| t0() + SignedDuration::from_secs(s);
+    let delivered: Vec<OutboxMessage> = (0..4)
+        .map(|i| {
+            let t = if i % 2 == 0 { a.id } else { b.id };
+            event(31 + i, t, &format!("d{i}"), at_secs(i as i64))
+        })
+        .collect();
+    let pending = notice(41, a.id, "p", "p@example.org", at_secs(5));
+    let in_flight = event(42, a.id, "f", at_secs(6));
+    let dead = event(43, b.id, "x", at_secs(7));
+    store.enqueue(&delivered).await.expect("enqueue");
+    let claimed = store.claim(at_secs(10), lease(), 10).await.expect("claim");
+    assert_eq!(claimed.len(), 4);
+    // Delivered at 100, 101, 102, 103 s, the first two in reverse order of creation.
+    for (m, at) in delivered.iter().zip([101, 100, 102, 103]) {
+        store
+            .complete(m.tenant, m.id, at_secs(at))
+            .await
+            .expect("complete");
+    }
+    store
+        .enqueue(&[pending.clone(), in_flight.clone(), dead.clone()])
+        .await
+        .expect("enqueue");
+    let claimed = store.claim(at_secs(200), lease(), 10).await.expect("claim");
+    assert_eq!(claimed.len(), 3);
+    store
+        .fail(
+            pending.tenant,
+            pending.id,
+            "later",
+            RetryDecision::RetryAt(far_future()),
+        )
+        .await
+        .expect("fail");
+    store
+        .fail(dead.tenant, dead.id, "never", RetryDecision::Dead)
+        .await
+        .expect("fail");
+    let counts = |delivered, in_flight| OutboxCounts {
+        pending: 1,
+        in_flight,
+        delivered,
+        dead: 1,
+    };
+    assert_eq!(store.outbox_counts().await, Ok(counts(4, 1)));
+
+    assert_eq!(
+        store.purge_delivered(at_secs(100), 10).await,
+        Ok(0),
+        "nothing delivered before the cut-off: nothing purged"
+    );
+    assert_eq!(
+        store.purge_delivered(at_secs(103), 1).await,
+        Ok(1),
+        "purge_delivered stops at its limit"
+    );
+    assert_eq!(store.outbox_counts().await, Ok(counts(3, 1)));
+    let again = event(52, b.id, "d1", at_secs(300));
+    store.enqueue(&[again]).await.expect("enqueue");
+    assert_eq!(
+        store.outbox_counts().await.map(|c| c.pending),
+        Ok(2),
+        "the oldest delivered (d1, delivered at 100 s) was purged first: its key queues again"
+    );
+    let still = event(53, a.id, "d0", at_secs(301));
+    store.enqueue(&[still]).await.expect("enqueue");
+    assert_eq!(
+        store.outbox_counts().await.map(|c| c.pending),
+        Ok(2),
+        "a kept delivered key (d0) is still a no-op to queue again"
+    );
+    assert_eq!(
+        store.purge_delivered(far_future(), 100).await,
+        Ok(3),
+        "purge_delivered works across tenants, and only on delivered messages"
+    );
+    let left = store.outbox_counts().await.expect("outbox_counts");
+    assert_eq!(
+        (left.pending, left.in_flight, left.delivered, left.dead),
+        (2, 1, 0, 1),
+        "pending, in-flight and dead messages are never purged"
+    );
+    assert_eq!(store.purge_delivered(far_future(), 100).await, Ok(0));
 }
 
 /// What tenant administration needs of a store: tenant settings, roles and status kept,

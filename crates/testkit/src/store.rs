@@ -1256,6 +1256,34 @@ impl OutboxStore for MemoryStore {
         }
         Ok(c)
     }
+
+    async fn purge_delivered(
+        &self,
+        delivered_before: Timestamp,
+        limit_: u32,
+    ) -> Result<u64, StoreError> {
+        let mut s = self.begin()?;
+        let mut old: Vec<(Timestamp, usize)> = s
+            .outbox
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e.state {
+                OutboxState::Delivered { at } if at < delivered_before => Some((at, i)),
+                _ => None,
+            })
+            .collect();
+        old.sort();
+        let mut purged: Vec<usize> = old
+            .into_iter()
+            .take(limit(limit_))
+            .map(|(_, i)| i)
+            .collect();
+        purged.sort_unstable();
+        for &i in purged.iter().rev() {
+            s.outbox.remove(i);
+        }
+        Ok(purged.len() as u64)
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,11 @@ async fn outbox_complete_all() {
 }
 
 #[tokio::test]
+async fn outbox_purge() {
+    contract::outbox_purge(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
 async fn all_suites_through_the_runner() {
     contract::all(|| async {
         std::sync::Arc::new(MemoryStore::new()) as std::sync::Arc<dyn convene_domain::ports::Store>

@@ -174,6 +174,28 @@ impl OutboxStore for PgStore {
             .map_err(store_error)?;
         outbox_counts(rows)
     }
+
+    async fn purge_delivered(
+        &self,
+        delivered_before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        // Rows another worker is purging are skipped, not waited for.
+        let done = self
+            .query(
+                "DELETE FROM outbox AS o USING ( \
+                   SELECT tenant_id, id FROM outbox \
+                   WHERE state = 'delivered' AND done_at < $1 \
+                   ORDER BY done_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS d \
+                 WHERE o.tenant_id = d.tenant_id AND o.id = d.id",
+            )
+            .bind(Micros::of(delivered_before))
+            .bind(i64::from(limit))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected())
+    }
 }
 
 #[async_trait]

@@ -180,6 +180,25 @@ impl OutboxStore for SqliteStore {
             .map_err(store_error)?;
         outbox_counts(rows)
     }
+
+    async fn purge_delivered(
+        &self,
+        delivered_before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let done = self
+            .query(
+                "DELETE FROM outbox WHERE rowid IN ( \
+                   SELECT rowid FROM outbox WHERE state = 'delivered' AND done_at < ?1 \
+                   ORDER BY done_at LIMIT ?2)",
+            )
+            .bind(Micros::of(delivered_before))
+            .bind(i64::from(limit))
+            .execute(&self.writer)
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected())
+    }
 }
 
 #[async_trait]

@@ -51,6 +51,11 @@ async fn outbox_complete_all(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../../../migrations/postgres")]
+async fn outbox_purge(pool: PgPool) {
+    contract::outbox_purge(store(pool).as_ref()).await;
+}
+
+#[sqlx::test(migrations = "../../../migrations/postgres")]
 async fn tenant_admin(pool: PgPool) {
     contract::tenant_admin(store(pool).as_ref()).await;
 }

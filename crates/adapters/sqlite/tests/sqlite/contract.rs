@@ -52,6 +52,11 @@ async fn outbox_complete_all() {
     contract::outbox_complete_all(store().await.as_ref()).await;
 }
 
+#[tokio::test]
+async fn outbox_purge() {
+    contract::outbox_purge(store().await.as_ref()).await;
+}
+
 /// The same suites on database files (WAL, separate reader and writer connections).
 #[tokio::test]
 async fn all_suites_on_files() {
