@@ -13,9 +13,10 @@
 //! [`crate::recent`] after one statement on the meeting rows.
 //!
 //! Single-meeting reads and ballots go through [`crate::batch`]: concurrent calls share
-//! one transaction. A ballot batch locks its meetings (`FOR UPDATE`, in key order),
-//! writes only the voters' rows and raises the versions, so that votes never conflict
-//! with each other but do with a change loaded before them.
+//! one transaction. A ballot batch is one statement: it locks its meetings still polling
+//! in the ballots' round (`FOR UPDATE`, in key order), writes only the voters' rows
+//! (numbered from the meeting's vote counter) and raises the versions, so that votes
+//! never conflict with each other but do with a change loaded before them.
 
 use async_trait::async_trait;
 use convene_domain::email::EmailAddress;
@@ -29,7 +30,7 @@ use convene_sql::erasure::{ErasureRows, Needles, ScrubPlan};
 use convene_sql::errors::{Failure, store_error};
 use convene_sql::rows::{
     BallotRows, MeetingRow, MeetingRows, OutboxRow, ParticipantRow, ProposalRow, VoteRow, assemble,
-    distinct_keys, email_lower, meeting_ids, meeting_keys, tally, tally_on_read, tenants_of,
+    distinct_keys, email_lower, meeting_ids, meeting_keys, tally_on_read, tenants_of,
 };
 use convene_sql::{JsonText, Micros};
 use sqlx::PgConnection;
@@ -122,13 +123,15 @@ impl PgStore {
             self.query(
                 "INSERT INTO meetings (tenant_id, id, organizer_id, title, duration_min, \
                  window_start, window_end, state, deadline, booked_proposal, booked_start, \
-                 booked_end, state_at, round, sequence, event, created_at, version) \
+                 booked_end, state_at, round, sequence, event, created_at, version, \
+                 next_vote) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 $16, $17, $18)",
+                 $16, $17, $18, $19)",
             ),
             m,
             m.version,
         )
+        .bind(next_vote(rows))
         .execute(&mut *conn)
         .await?;
         self.write_children(conn, rows).await
@@ -147,12 +150,14 @@ impl PgStore {
                 "UPDATE meetings SET organizer_id = $3, title = $4, duration_min = $5, \
                  window_start = $6, window_end = $7, state = $8, deadline = $9, \
                  booked_proposal = $10, booked_start = $11, booked_end = $12, state_at = $13, \
-                 round = $14, sequence = $15, event = $16, created_at = $17, version = $18 + 1 \
+                 round = $14, sequence = $15, event = $16, created_at = $17, version = $18 + 1, \
+                 next_vote = $19 \
                  WHERE tenant_id = $1 AND id = $2 AND version = $18",
             ),
             m,
             m.version,
         )
+        .bind(next_vote(rows))
         .execute(&mut *conn)
         .await?;
         if done.rows_affected() == 0 {
@@ -507,23 +512,43 @@ impl Db {
             .collect())
     }
 
-    /// Counts ballots in one transaction, each answered as if alone.
+    /// Counts ballots, each answered as if alone: in groups where each meeting is asked
+    /// for one round (nearly always the whole batch), one statement a group.
     async fn cast_batch(&self, batch: Vec<Cast>) -> Vec<Result<Tally, Failure>> {
-        let failure = match self.cast_together(&batch).await {
+        let mut answers: Vec<Option<Result<Tally, Failure>>> = batch.iter().map(|_| None).collect();
+        let asks = batch
+            .iter()
+            .map(|c| ((c.rows.tenant_id, c.rows.meeting_id), c.rows.round));
+        for group in one_round_a_meeting(asks) {
+            let casts: Vec<&Cast> = group.iter().map(|&i| &batch[i]).collect();
+            for (i, answer) in group.into_iter().zip(self.cast_group(&casts).await) {
+                answers[i] = Some(answer);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Err(Failure::Store(lost("the ballot")))))
+            .collect()
+    }
+
+    /// One group's ballots together; when that fails for a reason that may be one
+    /// ballot's, each alone.
+    async fn cast_group(&self, group: &[&Cast]) -> Vec<Result<Tally, Failure>> {
+        let failure = match self.cast_together(group).await {
             Ok(answers) => return answers,
             Err(failure) => failure,
         };
-        if batch.len() == 1 {
+        if group.len() == 1 {
             return vec![Err(failure)];
         }
         if let Some(e) = shared_failure(failure) {
-            return batch
+            return group
                 .iter()
                 .map(|_| Err(Failure::Store(e.clone())))
                 .collect();
         }
-        let mut answers = Vec::with_capacity(batch.len());
-        for cast in &batch {
+        let mut answers = Vec::with_capacity(group.len());
+        for cast in group {
             answers.push(match self.cast_together(std::slice::from_ref(cast)).await {
                 Ok(mut one) => one.pop().unwrap_or(Err(Failure::Store(lost("the ballot")))),
                 Err(failure) => Err(failure),
@@ -532,49 +557,40 @@ impl Db {
         answers
     }
 
-    /// The ballots' meetings are locked in key order (so that concurrent batches cannot
-    /// deadlock) and checked; the accepted ballots' answers are merged in arrival order
-    /// (a later answer to the same proposal by the same participant wins) and written in
-    /// one statement that also raises each meeting's version by its number of ballots;
-    /// then their outbox messages; then the meetings' votes are read back.
-    async fn cast_together(&self, batch: &[Cast]) -> Result<Vec<Result<Tally, Failure>>, Failure> {
-        type Key = (Uuid, Uuid);
-        let (tenants, ids) =
-            distinct_keys(batch.iter().map(|c| (c.rows.tenant_id, c.rows.meeting_id)));
-        let mut tx = self.write().await?;
-        let locked: Vec<(Uuid, Uuid, String, i64)> = self
-            .query_as(
-                "SELECT tenant_id, id, state, round FROM meetings \
-                 WHERE tenant_id = ANY($1::uuid[]) AND id = ANY($2::uuid[]) \
-                 ORDER BY tenant_id, id FOR UPDATE",
-            )
-            .bind(&tenants)
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?;
-        let locked: HashMap<Key, (String, i64)> = locked
-            .into_iter()
-            .map(|(t, m, state, round)| ((t, m), (state, round)))
-            .collect();
-        let verdicts: Vec<Result<(), StoreError>> = batch
-            .iter()
-            .map(
-                |c| match locked.get(&(c.rows.tenant_id, c.rows.meeting_id)) {
-                    None => Err(StoreError::NotFound),
-                    Some((state, round)) if state == "polling" && *round == c.rows.round => Ok(()),
-                    Some(_) => Err(StoreError::Conflict),
-                },
-            )
-            .collect();
+    /// Counts ballots (each meeting asked for one round) in one statement, which is its
+    /// own transaction: it locks the meetings still polling in that round (in key order,
+    /// so that concurrent batches cannot deadlock), raises each one's version by its
+    /// number of ballots and its vote counter by its number of new vote rows, writes the
+    /// answers merged in arrival order (a later answer to the same proposal by the same
+    /// participant wins; new rows numbered from the counter) and the ballots' outbox
+    /// messages, and says for each meeting whether it was counted. A ballot nothing came
+    /// between is answered from its own copy; the others' meetings are read again, whole
+    /// and in one snapshot.
+    async fn cast_together(&self, batch: &[&Cast]) -> Result<Vec<Result<Tally, Failure>>, Failure> {
+        /// What a batch asks of one meeting.
+        struct Asked {
+            round: i64,
+            ballots: i64,
+            new_votes: i64,
+        }
+        let mut asked: HashMap<Key, Asked> = HashMap::new();
         let mut votes: Vec<VoteRow> = Vec::new();
         let mut slot: HashMap<(Key, Uuid, Uuid), usize> = HashMap::new();
-        let mut next: HashMap<Key, i64> = HashMap::new();
-        let mut ballots: HashMap<Key, i64> = HashMap::new();
-        let mut messages: Vec<OutboxRow> = Vec::new();
-        for (cast, _) in batch.iter().zip(&verdicts).filter(|(_, v)| v.is_ok()) {
+        let mut messages: Vec<(Key, &OutboxRow)> = Vec::new();
+        for cast in batch {
             let key = (cast.rows.tenant_id, cast.rows.meeting_id);
-            *ballots.entry(key).or_default() += 1;
-            messages.extend(cast.messages.iter().cloned());
+            let a = asked.entry(key).or_insert(Asked {
+                round: cast.rows.round,
+                ballots: 0,
+                new_votes: 0,
+            });
+            if a.round != cast.rows.round {
+                return Err(Failure::Store(StoreError::Invalid(
+                    "two rounds of one meeting in one ballot statement".into(),
+                )));
+            }
+            a.ballots += 1;
+            messages.extend(cast.messages.iter().map(|m| (key, m)));
             for vote in &cast.rows.votes {
                 match slot.entry((key, vote.participant_id, vote.proposal_id)) {
                     std::collections::hash_map::Entry::Occupied(at) => {
@@ -583,57 +599,65 @@ impl Db {
                         earlier.at = vote.at;
                     }
                     std::collections::hash_map::Entry::Vacant(at) => {
-                        let position = next.entry(key).or_default();
                         at.insert(votes.len());
+                        // The position within this batch; the statement adds the counter.
                         votes.push(VoteRow {
-                            position: *position,
+                            position: a.new_votes,
                             ..vote.clone()
                         });
-                        *position += 1;
+                        a.new_votes += 1;
                     }
                 }
             }
         }
-        if ballots.is_empty() {
-            tx.rollback().await?;
-            return Ok(verdicts
-                .into_iter()
-                .map(|v| Err(Failure::Store(v.err().unwrap_or(StoreError::Conflict))))
-                .collect());
-        }
-        let (counted_tenants, counted_ids, counts): (Vec<Uuid>, Vec<Uuid>, Vec<i64>) =
-            ballots.iter().map(|(&(t, m), &n)| (t, m, n)).fold(
-                (vec![], vec![], vec![]),
-                |(mut t, mut m, mut n), (a, b, c)| {
-                    t.push(a);
-                    m.push(b);
-                    n.push(c);
-                    (t, m, n)
-                },
-            );
-        let versions: Vec<(Uuid, Uuid, i64, i64)> = self
+        let mut keys: Vec<Key> = asked.keys().copied().collect();
+        keys.sort_unstable();
+        let counted: Vec<Counted> = self
             .query_as(
-                "WITH base AS MATERIALIZED ( \
-                   SELECT k.t, k.m, (SELECT coalesce(max(v.position), -1) + 1 FROM votes v \
-                     WHERE v.tenant_id = k.t AND v.meeting_id = k.m) AS next \
-                   FROM UNNEST($1::uuid[], $2::uuid[]) AS k (t, m)), \
+                "WITH k AS MATERIALIZED ( \
+                   SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], \
+                   $5::int8[]) AS k (t, m, round, ballots, votes)), \
+                 locked AS MATERIALIZED ( \
+                   SELECT mt.tenant_id, mt.id FROM meetings AS mt \
+                   JOIN k ON mt.tenant_id = k.t AND mt.id = k.m \
+                   WHERE mt.state = 'polling' AND mt.round = k.round \
+                   ORDER BY mt.tenant_id, mt.id FOR UPDATE OF mt), \
+                 bump AS ( \
+                   UPDATE meetings AS mt SET version = mt.version + k.ballots, \
+                   next_vote = mt.next_vote + k.votes \
+                   FROM locked, k \
+                   WHERE mt.tenant_id = locked.tenant_id AND mt.id = locked.id \
+                   AND k.t = locked.tenant_id AND k.m = locked.id \
+                   RETURNING mt.tenant_id, mt.id, mt.version, mt.xmin::text::int8 AS row_xmin, \
+                   mt.next_vote - k.votes AS base), \
                  put AS ( \
                    INSERT INTO votes AS v (tenant_id, meeting_id, participant_id, \
                    proposal_id, position, answer, at) \
-                   SELECT r.t, r.m, r.pa, r.pr, base.next + r.n, r.a, r.at \
-                   FROM UNNEST($4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::int8[], \
-                   $9::text[], $10::timestamptz[]) AS r (t, m, pa, pr, n, a, at), base \
-                   WHERE base.t = r.t AND base.m = r.m \
+                   SELECT r.t, r.m, r.pa, r.pr, bump.base + r.n, r.a, r.at \
+                   FROM UNNEST($6::uuid[], $7::uuid[], $8::uuid[], $9::uuid[], $10::int8[], \
+                   $11::text[], $12::timestamptz[]) AS r (t, m, pa, pr, n, a, at) \
+                   JOIN bump ON bump.tenant_id = r.t AND bump.id = r.m \
                    ON CONFLICT (tenant_id, meeting_id, participant_id, proposal_id) \
-                   DO UPDATE SET answer = excluded.answer, at = excluded.at) \
-                 UPDATE meetings AS m SET version = m.version + k.n \
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[]) AS k (t, m, n) \
-                 WHERE m.tenant_id = k.t AND m.id = k.m \
-                 RETURNING m.tenant_id, m.id, m.version, m.xmin::text::int8",
+                   DO UPDATE SET answer = excluded.answer, at = excluded.at), \
+                 sent AS ( \
+                   INSERT INTO outbox (tenant_id, id, key, kind, payload, state, attempts, \
+                   created_at) \
+                   SELECT x.t, x.i, x.k, x.kd, x.p, 'pending', 0, x.c \
+                   FROM UNNEST($13::uuid[], $14::uuid[], $15::uuid[], $16::uuid[], \
+                   $17::text[], $18::text[], $19::jsonb[], $20::timestamptz[]) \
+                   WITH ORDINALITY AS x (mt, mm, t, i, k, kd, p, c, n) \
+                   JOIN bump ON bump.tenant_id = x.mt AND bump.id = x.mm \
+                   ORDER BY x.n \
+                   ON CONFLICT (tenant_id, key) DO NOTHING) \
+                 SELECT k.t, k.m, bump.version, bump.row_xmin, \
+                 EXISTS (SELECT 1 FROM meetings AS e WHERE e.tenant_id = k.t AND e.id = k.m) \
+                 FROM k LEFT JOIN bump ON bump.tenant_id = k.t AND bump.id = k.m",
             )
-            .bind(&counted_tenants)
-            .bind(&counted_ids)
-            .bind(counts)
+            .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| asked[k].round).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| asked[k].ballots).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| asked[k].new_votes).collect::<Vec<_>>())
             .bind(votes.iter().map(|v| v.tenant_id).collect::<Vec<_>>())
             .bind(votes.iter().map(|v| v.meeting_id).collect::<Vec<_>>())
             .bind(votes.iter().map(|v| v.participant_id).collect::<Vec<_>>())
@@ -641,79 +665,140 @@ impl Db {
             .bind(votes.iter().map(|v| v.position).collect::<Vec<_>>())
             .bind(votes.iter().map(|v| v.answer.clone()).collect::<Vec<_>>())
             .bind(votes.iter().map(|v| v.at).collect::<Vec<_>>())
-            .fetch_all(&mut *tx)
-            .await?;
-        self.enqueue_rows(&mut tx, &messages).await?;
-        let stamps: HashMap<Key, Stamp> = versions
-            .into_iter()
-            .map(|(t, m, version, xmin)| ((t, m), Stamp { xmin, version }))
-            .collect();
-        let versions: HashMap<Key, i64> = stamps.iter().map(|(k, s)| (*k, s.version)).collect();
-        // A meeting's votes are read back only when something came between a ballot's
-        // read and its count (another ballot of this batch or an earlier one): otherwise
-        // the ballot's own copy counts it (`Tally::votes` is `None`).
-        let untouched = |cast: &Cast| {
-            let key = (cast.rows.tenant_id, cast.rows.meeting_id);
-            ballots.get(&key) == Some(&1)
-                && (cast.rows.read_version.checked_add(1))
-                    .is_some_and(|next| versions.get(&key) == Some(&next))
-        };
-        let stale: Vec<Key> = batch
-            .iter()
-            .zip(&verdicts)
-            .filter(|(cast, verdict)| verdict.is_ok() && !untouched(cast))
-            .map(|(cast, _)| (cast.rows.tenant_id, cast.rows.meeting_id))
-            .collect();
-        let after: Vec<VoteRow> = if stale.is_empty() {
-            Vec::new()
-        } else {
-            let stale = distinct_keys(stale);
-            self.query_as(
-                "SELECT * FROM votes \
-                 WHERE tenant_id = ANY($1::uuid[]) AND meeting_id = ANY($2::uuid[])",
+            .bind(messages.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
+            .bind(messages.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
+            .bind(
+                messages
+                    .iter()
+                    .map(|(_, r)| r.tenant_id)
+                    .collect::<Vec<_>>(),
             )
-            .bind(&stale.0)
-            .bind(&stale.1)
-            .fetch_all(&mut *tx)
-            .await?
-        };
-        tx.commit().await?;
-        // The kept copies follow: a ballot nothing came between is counted on its copy,
-        // any other counted meeting is read again next time.
-        for (cast, verdict) in batch.iter().zip(&verdicts) {
+            .bind(messages.iter().map(|(_, r)| r.id).collect::<Vec<_>>())
+            .bind(
+                messages
+                    .iter()
+                    .map(|(_, r)| r.key.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                messages
+                    .iter()
+                    .map(|(_, r)| r.kind.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                messages
+                    .iter()
+                    .map(|(_, r)| r.payload.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                messages
+                    .iter()
+                    .map(|(_, r)| r.created_at)
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_all(&self.pool)
+            .await?;
+        let outcome: HashMap<Key, Result<Stamp, StoreError>> = counted
+            .into_iter()
+            .map(|(t, m, version, xmin, present)| {
+                let outcome = match (version, xmin) {
+                    (Some(version), Some(xmin)) => Ok(Stamp { xmin, version }),
+                    _ if present => Err(StoreError::Conflict),
+                    _ => Err(StoreError::NotFound),
+                };
+                ((t, m), outcome)
+            })
+            .collect();
+        // A ballot nothing came between (the only one of its meeting here, and the
+        // version one more than its copy's) is counted on its copy (`Tally::votes` is
+        // `None`); the others' meetings are read again.
+        let untouched = |cast: &Cast, stamp: &Stamp| {
             let key = (cast.rows.tenant_id, cast.rows.meeting_id);
-            match stamps.get(&key) {
-                Some(stamp) if verdict.is_ok() && untouched(cast) => {
+            asked.get(&key).is_some_and(|a| a.ballots == 1)
+                && cast.rows.read_version.checked_add(1) == Some(stamp.version)
+        };
+        let mut stale: Vec<Key> = Vec::new();
+        for cast in batch {
+            let key = (cast.rows.tenant_id, cast.rows.meeting_id);
+            match outcome.get(&key) {
+                Some(Ok(stamp)) if untouched(cast, stamp) => {
                     self.recent.counted(&key, &cast.ballot, *stamp);
                 }
-                Some(_) => self.recent.forget([key]),
-                None => {}
+                Some(Ok(_)) => stale.push(key),
+                _ => self.recent.forget([key]),
             }
         }
-        let mut after_by_meeting: HashMap<Key, Vec<VoteRow>> = HashMap::new();
-        for vote in after {
-            after_by_meeting
-                .entry((vote.tenant_id, vote.meeting_id))
-                .or_default()
-                .push(vote);
-        }
+        stale.sort_unstable();
+        stale.dedup();
+        let fresh = if stale.is_empty() {
+            HashMap::new()
+        } else {
+            self.recent.forget(stale.iter().copied());
+            self.read_keys(&stale).await.map_err(Failure::Store)?
+        };
         Ok(batch
             .iter()
-            .zip(verdicts)
-            .map(|(cast, verdict)| {
-                verdict.map_err(Failure::Store)?;
+            .map(|cast| {
                 let key = (cast.rows.tenant_id, cast.rows.meeting_id);
-                let version = versions.get(&key).copied().ok_or_else(|| {
-                    Failure::Store(StoreError::Corrupt(format!("meeting {} lost", key.1)))
-                })?;
-                if untouched(cast) {
-                    return tally_on_read(version).map_err(Failure::Store);
+                let stamp = match outcome.get(&key) {
+                    Some(Ok(stamp)) => stamp,
+                    Some(Err(e)) => return Err(Failure::Store(e.clone())),
+                    None => {
+                        return Err(Failure::Store(StoreError::Corrupt(format!(
+                            "meeting {} lost",
+                            key.1
+                        ))));
+                    }
+                };
+                if untouched(cast, stamp) {
+                    return tally_on_read(stamp.version).map_err(Failure::Store);
                 }
-                let votes = after_by_meeting.get(&key).cloned().unwrap_or_default();
-                tally(votes, version).map_err(Failure::Store)
+                // Counted; since then the meeting may have moved on. In another round
+                // (rescheduled, decided) this ballot's answers no longer stand.
+                match fresh.get(&key) {
+                    Some(m)
+                        if matches!(
+                            m.state(),
+                            convene_domain::meeting::MeetingState::Polling { .. }
+                        ) && i64::from(m.round()) == cast.rows.round =>
+                    {
+                        Ok(Tally {
+                            votes: Some(m.votes().to_vec()),
+                            version: m.version(),
+                        })
+                    }
+                    Some(_) => Err(Failure::Store(StoreError::Conflict)),
+                    None => Err(Failure::Store(StoreError::NotFound)),
+                }
             })
             .collect())
     }
+}
+
+/// What a ballot statement says of one meeting: its key, its new version and row stamp
+/// when the ballots were counted, and whether it exists.
+type Counted = (Uuid, Uuid, Option<i64>, Option<i64>, bool);
+
+/// The batch's casts in groups where each meeting is asked for one round, in arrival
+/// order: a ballot made before a meeting moved to a new round goes in a group of its own.
+fn one_round_a_meeting(asks: impl Iterator<Item = (Key, i64)>) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(HashMap<Key, i64>, Vec<usize>)> = Vec::new();
+    for (i, (key, round)) in asks.enumerate() {
+        let fits =
+            |rounds: &HashMap<Key, i64>| rounds.get(&key).is_none_or(|&asked| asked == round);
+        let g = match groups.iter().position(|(rounds, _)| fits(rounds)) {
+            Some(g) => g,
+            None => {
+                groups.push((HashMap::new(), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        groups[g].0.insert(key, round);
+        groups[g].1.push(i);
+    }
+    groups.into_iter().map(|(_, members)| members).collect()
 }
 
 /// Participant rows as columns, for `UNNEST`.
@@ -743,6 +828,16 @@ impl ParticipantColumns {
             zone: rows.iter().map(|p| p.zone.clone()).collect(),
         }
     }
+}
+
+/// The vote counter of a meeting saved whole: one past its last vote's position (a
+/// ballot numbers its new votes from there).
+fn next_vote(rows: &MeetingRows) -> i64 {
+    rows.votes
+        .iter()
+        .map(|v| v.position.saturating_add(1))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Binds a meeting row as `$1` … `$18`, with `version` as `$18`.
@@ -1073,5 +1168,30 @@ impl PgStore {
         .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_group_asks_a_meeting_for_one_round() {
+        let (a, b) = (
+            (Uuid::nil(), Uuid::from_u128(1)),
+            (Uuid::nil(), Uuid::from_u128(2)),
+        );
+        let none: Vec<Vec<usize>> = Vec::new();
+        assert_eq!(one_round_a_meeting(std::iter::empty()), none);
+        assert_eq!(
+            one_round_a_meeting([(a, 1), (b, 1), (a, 1), (b, 4)].into_iter()),
+            vec![vec![0, 1, 2], vec![3]],
+            "one meeting in two rounds goes in two groups; the rest stay together"
+        );
+        assert_eq!(
+            one_round_a_meeting([(a, 2), (a, 1), (a, 3), (a, 1), (b, 7)].into_iter()),
+            vec![vec![0, 4], vec![1, 3], vec![2]],
+            "each round of a meeting in arrival order"
+        );
     }
 }

@@ -13,6 +13,8 @@ mod recent;
 #[cfg(has_database_url)]
 #[path = "../../../sql/tests/shared/scenarios.rs"]
 mod scenarios;
+#[cfg(has_database_url)]
+mod votes;
 
 use std::io::Write as _;
 
