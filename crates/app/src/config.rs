@@ -241,6 +241,10 @@ pub struct WorkerConfig {
     pub poll_ms: u64,
     /// Messages claimed at once.
     pub batch: u32,
+    /// Batches a worker process delivers at once, each claimed on its own (like that
+    /// many workers): a batch waits on its slowest receiver, so more lanes deliver more
+    /// a second (at least 1).
+    pub lanes: usize,
     /// Seconds a claim holds before another worker may take the message.
     pub lease_secs: u64,
     /// How often every active calendar grant is checked with its provider, to notice
@@ -259,6 +263,7 @@ impl Default for WorkerConfig {
         Self {
             poll_ms: 500,
             batch: 50,
+            lanes: 4,
             lease_secs: 120,
             grant_check_interval: std::time::Duration::from_secs(6 * 3600),
             keep_delivered: std::time::Duration::from_secs(30 * 24 * 3600),
@@ -675,6 +680,12 @@ pub const SETTINGS: &[Setting] = &[
         key: "worker.batch",
         env: "CONVENE_WORKER__BATCH",
         default: "50",
+        secret: false,
+    },
+    Setting {
+        key: "worker.lanes",
+        env: "CONVENE_WORKER__LANES",
+        default: "4",
         secret: false,
     },
     Setting {

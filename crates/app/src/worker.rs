@@ -4,7 +4,8 @@
 //! sessions past their lifetime and delivered messages past `worker.keep_delivered`,
 //! and checks every calendar grant
 //! with its provider every `worker.grant_check_interval`. Several workers (in several
-//! processes) share the outbox; each message is claimed by one at a time. Several may
+//! processes), and the `worker.lanes` lanes of each, share the outbox; each message is
+//! claimed by one at a time. Several may
 //! check grants at once: a refresh is idempotent, and a refused grant's user is told once
 //! (the outbox keeps one message per key).
 
@@ -250,16 +251,38 @@ impl Worker {
     }
 
     /// Runs until `shutdown` turns true: then it stops claiming and returns once the
-    /// batch in hand is finished (graceful on SIGTERM).
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// batches in hand are finished (graceful on SIGTERM). Delivers `worker.lanes`
+    /// batches at once, each lane claiming its own; the first lane also keeps house.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let grant_checks = tokio::spawn(self.clone().check_grants_periodically(shutdown.clone()));
+        let lanes: Vec<_> = (1..self.config.lanes.max(1))
+            .map(|_| tokio::spawn(self.clone().deliver_until(shutdown.clone(), false)))
+            .collect();
+        self.clone().deliver_until(shutdown, true).await;
+        for lane in lanes {
+            if let Err(e) = lane.await {
+                tracing::warn!(error = %e, "a delivery lane failed");
+            }
+        }
+        if let Err(e) = grant_checks.await {
+            tracing::warn!(error = %e, "the grant check task failed");
+        }
+        tracing::info!("worker stopped");
+    }
+
+    /// One lane: claims and delivers batches until `shutdown` turns true, resting
+    /// `worker.poll_ms` when the outbox has nothing due; with `housekeeping`, also
+    /// keeps house every minute.
+    async fn deliver_until(self, mut shutdown: watch::Receiver<bool>, housekeeping: bool) {
         let idle = Duration::from_millis(self.config.poll_ms.max(10));
         let mut last_housekeeping: Option<tokio::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            if last_housekeeping.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            if housekeeping
+                && last_housekeeping.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+            {
                 if let Err(e) = self.housekeeping().await {
                     tracing::warn!(error = %e, "housekeeping failed");
                 }
@@ -279,10 +302,6 @@ impl Worker {
                 }
             }
         }
-        if let Err(e) = grant_checks.await {
-            tracing::warn!(error = %e, "the grant check task failed");
-        }
-        tracing::info!("worker stopped");
     }
 }
 
@@ -369,6 +388,85 @@ mod tests {
             world.store.outbox_counts().await.map(|c| c.delivered),
             Ok(1),
             "the message delivered a day ago is kept"
+        );
+    }
+
+    /// An analytics receiver that lets a call through only when two others are in
+    /// flight with it (else it fails them after a while).
+    struct ThreeAtOnce(tokio::sync::Barrier);
+
+    #[async_trait::async_trait]
+    impl convene_domain::ports::Analytics for ThreeAtOnce {
+        async fn record(
+            &self,
+            events: &[(MessageId, AnalyticsEvent)],
+        ) -> Vec<Result<(), convene_domain::outbox::DeliveryError>> {
+            let met = tokio::time::timeout(Duration::from_secs(5), self.0.wait()).await;
+            events
+                .iter()
+                .map(|_| match met {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(convene_domain::outbox::DeliveryError::Transient {
+                        reason: "alone".into(),
+                        retry_after: None,
+                    }),
+                })
+                .collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_worker_delivers_one_batch_a_lane_at_once() {
+        let world = World::new();
+        let mut ports = world.scheduler.ports().clone();
+        ports.analytics = Arc::new(ThreeAtOnce(tokio::sync::Barrier::new(3)));
+        let scheduler = Scheduler::new(ports, convene_domain::service::SchedulingPolicy::default());
+        let events: Vec<OutboxMessage> = (0..6)
+            .map(|i| OutboxMessage {
+                id: world.new_id(),
+                tenant: world.tenant.id,
+                key: format!("event {i}"),
+                payload: OutboxPayload::Analytics(AnalyticsEvent {
+                    kind: AnalyticsKind::MeetingCreated,
+                    tenant: world.tenant.id,
+                    user: None,
+                    at: world.now(),
+                    properties: Default::default(),
+                }),
+                created_at: world.now(),
+            })
+            .collect();
+        world.store.enqueue(&events).await.unwrap();
+        let worker = Worker::new(
+            scheduler,
+            world.store.clone(),
+            Arc::new(world.clock.clone()),
+            SessionPolicy::default(),
+            WorkerConfig {
+                batch: 2,
+                lanes: 3,
+                poll_ms: 10,
+                ..WorkerConfig::default()
+            },
+        );
+        let (stop, shutdown) = watch::channel(false);
+        let running = tokio::spawn(worker.run(shutdown));
+        let delivered = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let counts = world.store.outbox_counts().await.unwrap();
+                if counts.delivered == 6 {
+                    return counts;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        stop.send(true).unwrap();
+        running.await.unwrap();
+        assert_eq!(
+            delivered.map(|c| (c.delivered, c.pending)),
+            Ok((6, 0)),
+            "three lanes delivered three batches of two at once"
         );
     }
 

@@ -54,8 +54,11 @@ use super::haystack::mail_folder;
 // ---------------------------------------------------------------------------------------
 
 const MESSAGES: usize = 1_000;
-/// Messages a worker claims at once: at most this many can be in flight at the kill.
+/// Messages a lane claims at once.
 const BATCH: usize = 100;
+/// Batches the worker delivers at once: at most `LANES * BATCH` messages can be in
+/// flight at the kill.
+const LANES: usize = 2;
 const SENDER_DOMAIN: &str = "convene.test";
 
 fn now_micros() -> Timestamp {
@@ -199,16 +202,17 @@ async fn killed_worker_loses_nothing(url: &str, dir: &Path) {
             "analytics pseudonym secret of the fault tests",
         )
         .with("CONVENE_WORKER__BATCH", BATCH.to_string())
+        .with("CONVENE_WORKER__LANES", LANES.to_string())
         .with("CONVENE_WORKER__POLL_MS", "20")
         .with("CONVENE_WORKER__LEASE_SECS", "2");
 
-    // Deliver until a little more than a quarter has arrived (the third batch's events
-    // and some of its emails), then kill the worker outright.
+    // Deliver until a little more than half has arrived (more than both lanes can hold:
+    // some batches were completed), then kill the worker outright.
     let first = Convene::start(&["worker"], &env);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let arrived = eml_count(&mail) + received_events(&amplitude).await.len();
-        if arrived >= MESSAGES / 4 + 20 {
+        if arrived >= MESSAGES / 2 + 20 {
             break;
         }
         assert!(
@@ -280,12 +284,12 @@ async fn killed_worker_loses_nothing(url: &str, dir: &Path) {
     let completed = delivered_before_kill(&first_logs);
     let sent_twice: BTreeSet<&String> = before.iter().filter(|id| after.contains(id)).collect();
     assert!(
-        sent_twice.len() <= BATCH,
+        sent_twice.len() <= LANES * BATCH,
         "only messages in flight at the kill are sent again: {}",
         sent_twice.len()
     );
     assert!(
-        completed.len() >= MESSAGES / 4 - BATCH,
+        completed.len() >= MESSAGES / 2 - LANES * BATCH,
         "the first worker logged what it completed: {}",
         completed.len()
     );
@@ -310,7 +314,7 @@ async fn killed_worker_loses_nothing(url: &str, dir: &Path) {
     assert!(logged.is_subset(&emails));
 
     // Analytics: every event arrived; repeats only of events sent before the kill, in
-    // the batch that was in flight, each repeat carrying the same insert_id (Amplitude
+    // the batches that were in flight, each repeat carrying the same insert_id (Amplitude
     // drops repeats of an insert_id).
     let received = received_events(&amplitude).await;
     let ids: BTreeSet<String> = received.iter().map(|(_, id)| id.clone()).collect();
@@ -323,7 +327,11 @@ async fn killed_worker_loses_nothing(url: &str, dir: &Path) {
         times.entry(id).or_default().push(*request);
     }
     let repeated: Vec<(&&str, &Vec<usize>)> = times.iter().filter(|(_, r)| r.len() > 1).collect();
-    assert!(repeated.len() <= BATCH, "{} repeated", repeated.len());
+    assert!(
+        repeated.len() <= LANES * BATCH,
+        "{} repeated",
+        repeated.len()
+    );
     for (id, requests) in &repeated {
         assert!(
             !completed.contains(**id),
