@@ -2,12 +2,11 @@
 //! their deadline (expired, or decided when their votes are all in: a last vote that
 //! found the organizer's calendar unreadable makes its poll due at once), purges
 //! sessions past their lifetime and delivered messages past `worker.keep_delivered`,
-//! and checks every calendar grant
-//! with its provider every `worker.grant_check_interval`. Several workers (in several
-//! processes), and the `worker.lanes` lanes of each, share the outbox; each message is
-//! claimed by one at a time. Several may
-//! check grants at once: a refresh is idempotent, and a refused grant's user is told once
-//! (the outbox keeps one message per key).
+//! and checks every calendar grant with its provider every
+//! `worker.grant_check_interval`. Several workers (in several processes), and the
+//! `worker.lanes` lanes of each, share the outbox; each message is claimed by one at a
+//! time. Several may check grants at once: a refresh is idempotent, and a refused
+//! grant's user is told once (the outbox keeps one message per key).
 
 use std::sync::Arc;
 use std::time::Duration;
