@@ -732,11 +732,13 @@ impl Db {
         }
         stale.sort_unstable();
         stale.dedup();
+        // The ballots are committed: a failed read fails only the answers that needed it
+        // (never the batch, which would be cast again).
         let fresh = if stale.is_empty() {
-            HashMap::new()
+            Ok(HashMap::new())
         } else {
             self.recent.forget(stale.iter().copied());
-            self.read_keys(&stale).await.map_err(Failure::Store)?
+            self.read_keys(&stale).await
         };
         Ok(batch
             .iter()
@@ -757,6 +759,7 @@ impl Db {
                 }
                 // Counted; since then the meeting may have moved on. In another round
                 // (rescheduled, decided) this ballot's answers no longer stand.
+                let fresh = fresh.as_ref().map_err(|e| Failure::Store(e.clone()))?;
                 match fresh.get(&key) {
                     Some(m)
                         if matches!(
