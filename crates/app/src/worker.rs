@@ -326,11 +326,10 @@ mod tests {
         )
     }
 
-    /// Queues an analytics event and delivers it now; returns its id.
-    async fn delivered(world: &World, key: &str) -> MessageId {
-        let id: MessageId = world.new_id();
-        let message = OutboxMessage {
-            id,
+    /// An analytics event of the world's tenant, queued now under `key`.
+    fn event(world: &World, key: &str) -> OutboxMessage {
+        OutboxMessage {
+            id: world.new_id(),
             tenant: world.tenant.id,
             key: key.into(),
             payload: OutboxPayload::Analytics(AnalyticsEvent {
@@ -341,7 +340,13 @@ mod tests {
                 properties: Default::default(),
             }),
             created_at: world.now(),
-        };
+        }
+    }
+
+    /// Queues an analytics event and delivers it now; returns its id.
+    async fn delivered(world: &World, key: &str) -> MessageId {
+        let message = event(world, key);
+        let id = message.id;
         world.store.enqueue(&[message]).await.unwrap();
         let claimed = world
             .store
@@ -421,19 +426,7 @@ mod tests {
         ports.analytics = Arc::new(ThreeAtOnce(tokio::sync::Barrier::new(3)));
         let scheduler = Scheduler::new(ports, convene_domain::service::SchedulingPolicy::default());
         let events: Vec<OutboxMessage> = (0..6)
-            .map(|i| OutboxMessage {
-                id: world.new_id(),
-                tenant: world.tenant.id,
-                key: format!("event {i}"),
-                payload: OutboxPayload::Analytics(AnalyticsEvent {
-                    kind: AnalyticsKind::MeetingCreated,
-                    tenant: world.tenant.id,
-                    user: None,
-                    at: world.now(),
-                    properties: Default::default(),
-                }),
-                created_at: world.now(),
-            })
+            .map(|i| event(&world, &format!("event {i}")))
             .collect();
         world.store.enqueue(&events).await.unwrap();
         let worker = Worker::new(
@@ -474,19 +467,7 @@ mod tests {
         let world = World::new();
         let n = u64::from(PURGE_BATCH) + 7;
         let messages: Vec<OutboxMessage> = (0..n)
-            .map(|i| OutboxMessage {
-                id: world.new_id(),
-                tenant: world.tenant.id,
-                key: format!("event {i}"),
-                payload: OutboxPayload::Analytics(AnalyticsEvent {
-                    kind: AnalyticsKind::MeetingCreated,
-                    tenant: world.tenant.id,
-                    user: None,
-                    at: world.now(),
-                    properties: Default::default(),
-                }),
-                created_at: world.now(),
-            })
+            .map(|i| event(&world, &format!("event {i}")))
             .collect();
         world.store.enqueue(&messages).await.unwrap();
         let limit = u32::try_from(n).unwrap();

@@ -12,7 +12,7 @@ use convene_domain::time::{SignedDuration, Timestamp};
 use convene_postgres::PgStore;
 use sqlx::PgPool;
 
-use crate::common::store;
+use crate::common::{self, store};
 use crate::scenarios;
 
 struct Two {
@@ -51,23 +51,9 @@ async fn read(store: &PgStore, m: &Meeting) -> (Meeting, u64) {
     (read, store.queries() - before)
 }
 
-/// Guest `g` (1-based) answers through `store`, as the scheduler does: read, check, count.
+/// Guest `g` (1-based) answers through `store` at `minute`.
 async fn vote(store: &PgStore, m: &Meeting, g: usize, answers: &[(usize, Answer)], minute: i64) {
-    let (copy, _) = read(store, m).await;
-    let pass = GuestPass {
-        tenant: m.tenant(),
-        meeting: m.id(),
-        participant: copy.participants()[g].id,
-        expires_at: at(100_000),
-    };
-    let answers: Vec<_> = answers
-        .iter()
-        .map(|&(p, a)| (copy.proposals()[p].id, a))
-        .collect();
-    let ballot = copy
-        .ballot_with_pass(&pass, &answers, at(minute))
-        .expect("a ballot");
-    store.cast_ballot(&ballot, &[]).await.expect("cast_ballot");
+    common::vote(store, m, g, answers, at(minute)).await;
 }
 
 #[sqlx::test(migrations = "../../../migrations/postgres")]

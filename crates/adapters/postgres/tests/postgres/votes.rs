@@ -2,14 +2,14 @@
 //! rows numbered from the meeting's counter (`meetings.next_vote`, migration 0007), which
 //! only goes up.
 
-use convene_domain::meeting::{Answer, GuestPass, Meeting};
+use convene_domain::meeting::{Answer, Meeting};
 use convene_domain::people::User;
 use convene_domain::ports::{MeetingStore, TenantStore, UserStore};
 use convene_domain::time::{SignedDuration, Timestamp};
 use convene_postgres::PgStore;
 use sqlx::PgPool;
 
-use crate::common::store;
+use crate::common::{self, store};
 use crate::scenarios;
 
 fn at(minutes: i64) -> Timestamp {
@@ -30,26 +30,9 @@ async fn poll(store: &PgStore) -> Meeting {
     meeting
 }
 
-/// Guest `g` (1-based) answers, as the scheduler does: read, check, count. Returns how
-/// many statements the count took.
+/// Guest `g` (1-based) answers; returns how many statements the count took.
 async fn vote(store: &PgStore, m: &Meeting, g: usize, answers: &[(usize, Answer)]) -> u64 {
-    let copy = store.meeting(m.tenant(), m.id()).await.expect("meeting");
-    let pass = GuestPass {
-        tenant: m.tenant(),
-        meeting: m.id(),
-        participant: copy.participants()[g].id,
-        expires_at: at(100_000),
-    };
-    let answers: Vec<_> = answers
-        .iter()
-        .map(|&(p, a)| (copy.proposals()[p].id, a))
-        .collect();
-    let ballot = copy
-        .ballot_with_pass(&pass, &answers, at(10 * g as i64))
-        .expect("a ballot");
-    let before = store.queries();
-    store.cast_ballot(&ballot, &[]).await.expect("cast_ballot");
-    store.queries() - before
+    common::vote(store, m, g, answers, at(10 * g as i64)).await
 }
 
 async fn counter(pool: &PgPool, m: &Meeting) -> i64 {
