@@ -23,6 +23,8 @@
 //!   whole machine and by the binary (from `/proc`).
 //!
 //! Needs `DATABASE_URL` (a role that may create databases); without it, says so and exits.
+//! With `LOAD_ONLY=availability`, only the availability requests posted by wrk to `convene
+//! serve` run (a quicker comparison while working on that path).
 //! Works in a scratch database it creates and drops. All traffic stays on 127.0.0.1.
 //!
 //! ```text
@@ -379,6 +381,10 @@ async fn bench(url: String) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         votes.len()
     );
+    if only_availability() {
+        let asking = availability_request(&served, &tenant).await?;
+        return against_the_binary(&served, &url, &votes, &asking).await;
+    }
     let post = {
         let (http, base, votes) = (http.clone(), served.base.clone(), Arc::clone(&votes));
         Arc::new(move |n: u64| {
@@ -448,6 +454,11 @@ async fn bench(url: String) -> anyhow::Result<()> {
         served.google.free_busy_calls().len() + served.microsoft.free_busy_calls().len()
     );
     against_the_binary(&served, &url, &votes, &asking).await
+}
+
+/// Whether `LOAD_ONLY=availability` asks for the availability requests to the binary alone.
+fn only_availability() -> bool {
+    std::env::var("LOAD_ONLY").is_ok_and(|v| v == "availability")
 }
 
 /// A new UUIDv7 id of any kind, as the app makes them.
@@ -832,8 +843,10 @@ async fn against_the_binary(
         binary.base,
         rss_of(&binary.pid)
     );
-    binary_votes(&wrk, &binary, votes)?;
-    println!("convene serve RSS after the votes: {}", rss_of(&binary.pid));
+    if !only_availability() {
+        binary_votes(&wrk, &binary, votes)?;
+        println!("convene serve RSS after the votes: {}", rss_of(&binary.pid));
+    }
 
     // One request first: the binary must read every calendar from the stand-ins.
     let answer = reqwest::Client::new()
@@ -875,6 +888,9 @@ async fn against_the_binary(
         rss_of(&binary.pid)
     );
     binary.stop().await?;
+    if only_availability() {
+        return Ok(());
+    }
 
     // The votes again with analytics on: each vote also queues a `vote cast` event, which
     // the worker sends to the Amplitude stand-in while the votes go on.

@@ -201,6 +201,10 @@ enum AuditAction {
     },
 }
 
+/// mimalloc instead of the system's allocator: see docs/operations.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
