@@ -16,6 +16,7 @@ use crate::lock;
 #[derive(Clone, Debug)]
 pub struct ManualClock {
     now: Arc<Mutex<Timestamp>>,
+    tick: Arc<Mutex<SignedDuration>>,
 }
 
 impl ManualClock {
@@ -31,7 +32,19 @@ impl ManualClock {
     pub fn new(t: Timestamp) -> Self {
         Self {
             now: Arc::new(Mutex::new(truncate(t))),
+            tick: Arc::new(Mutex::new(SignedDuration::ZERO)),
         }
+    }
+
+    /// From now on, every read by the domain ([`Clock::now`]) moves the clock forward by
+    /// `step` after reading it (zero, the default, keeps it still), as a real clock
+    /// moves between two reads.
+    ///
+    /// # Panics
+    /// When `step` is negative.
+    pub fn tick_on_read(&self, step: SignedDuration) {
+        assert!(!step.is_negative(), "a Clock never goes backwards");
+        *lock(&self.tick) = step;
     }
 
     /// Moves the clock to `t` (truncated to microseconds).
@@ -70,7 +83,12 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        ManualClock::now(self)
+        let step = *lock(&self.tick);
+        let now = ManualClock::now(self);
+        if !step.is_zero() {
+            self.advance(step);
+        }
+        now
     }
 }
 

@@ -208,15 +208,26 @@ impl AuditLog for PgStore {
             .iter()
             .map(AuditRow::of)
             .collect::<Result<Vec<_>, _>>()?;
+        // Grouped rows keep no index on the ids: one append repeating an id is refused
+        // here; ids of different appends are distinct UUIDv7s by construction.
+        let mut ids = std::collections::HashSet::with_capacity(rows.len());
+        if rows.iter().any(|r| !ids.insert((r.tenant_id, r.id))) {
+            return Err(StoreError::Duplicate(
+                convene_sql::errors::unique_subject("audit_log").into(),
+            ));
+        }
         let tenants: Vec<_> = rows.iter().map(|r| r.tenant_id).collect();
         let result = async {
             self.query(
-                "INSERT INTO audit_log (tenant_id, id, actor_kind, actor_id, action, subject, \
-                 at, source) \
-                 SELECT t, i, ak, ai, a, s, at, src \
+                // One row per group of entries that share everything but their id and
+                // subject (migration 0008): an availability request's 50 reads are one row.
+                "INSERT INTO audit_log (tenant_id, at, actor_kind, actor_id, action, source, \
+                 ids, subjects) \
+                 SELECT t, at, ak, ai, a, src, array_agg(i ORDER BY i), array_agg(s ORDER BY i) \
                  FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], \
                  $6::text[], $7::timestamptz[], $8::text[]) WITH ORDINALITY \
-                 AS x (t, i, ak, ai, a, s, at, src, n) ORDER BY n",
+                 AS x (t, i, ak, ai, a, s, at, src, n) \
+                 GROUP BY t, at, ak, ai, a, src ORDER BY min(n)",
             )
             .bind(rows.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
@@ -246,9 +257,12 @@ impl AuditLog for PgStore {
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let rows: Vec<AuditRow> = self
             .query_as(
-                "SELECT * FROM audit_log WHERE tenant_id = $1 \
-                 AND (at > $2 OR (at = $2 AND ($3::uuid IS NULL OR id > $3))) \
-                 ORDER BY at, id LIMIT $4",
+                "SELECT g.tenant_id, e.id, g.actor_kind, g.actor_id, g.action, e.subject, \
+                 g.at, g.source \
+                 FROM audit_log AS g CROSS JOIN LATERAL UNNEST(g.ids, g.subjects) AS e (id, subject) \
+                 WHERE g.tenant_id = $1 AND g.at >= $2 \
+                 AND (g.at > $2 OR $3::uuid IS NULL OR e.id > $3) \
+                 ORDER BY g.at, e.id LIMIT $4",
             )
             .bind(tenant.as_uuid())
             .bind(Micros::of(from.since))

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::future::join_all;
 
-use crate::audit::{Actor, AuditAction};
+use crate::audit::{Actor, AuditAction, AuditEntry};
 use crate::consent::{Grant, Provider, ReadAccess, RevokedBy, WriteAccess};
 use crate::email::EmailAddress;
 use crate::ids::{GrantId, UserId};
@@ -199,9 +199,15 @@ impl Scheduler {
         if had_error.contains(&organizer.id) {
             return Err(ServiceError::CalendarUnavailable);
         }
+        // The calendars were read together: their audit entries share one instant (and
+        // a store may keep them as one row).
+        let read_at = self.ports.clock.now();
         let audit: Vec<_> = read
             .iter()
-            .map(|g| self.audit_entry(tenant, actor, AuditAction::FreeBusyRead, g, source))
+            .map(|g| AuditEntry {
+                at: read_at,
+                ..self.audit_entry(tenant, actor, AuditAction::FreeBusyRead, g, source)
+            })
             .collect();
         if !audit.is_empty() {
             self.store().append(&audit).await?;

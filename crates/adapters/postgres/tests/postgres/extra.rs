@@ -263,7 +263,7 @@ async fn the_audit_log_refuses_update_and_delete(pool: PgPool) {
         .await
         .expect("append");
     for sql in [
-        "UPDATE audit_log SET subject = 'x'",
+        "UPDATE audit_log SET action = 'x'",
         "DELETE FROM audit_log",
         "DELETE FROM audit_log WHERE false",
         "TRUNCATE audit_log",

@@ -3,6 +3,8 @@
 //! database with the migrations applied. Without it they are skipped, visibly.
 
 #[cfg(has_database_url)]
+mod audit;
+#[cfg(has_database_url)]
 mod common;
 #[cfg(has_database_url)]
 mod contract;
