@@ -16,8 +16,7 @@ use convene_sql::Micros;
 use convene_sql::credentials::{CredentialsRow, credentials_in_order};
 use convene_sql::errors::{Failure, store_error};
 use convene_sql::rows::{
-    ApiTokenRow, GrantRow, OutboxRow, SessionRow, TenantRow, UserRow, distinct_keys, email_lower,
-    tenants_of,
+    ApiTokenRow, GrantRow, OutboxRow, SessionRow, TenantRow, UserRow, email_lower, tenants_of,
 };
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -427,11 +426,21 @@ impl GrantStore for PgStore {
         if grants.is_empty() {
             return Vec::new();
         }
-        let (tenants, ids) = distinct_keys(grants.iter().map(|(t, g)| (t.as_uuid(), g.as_uuid())));
+        let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = grants
+            .iter()
+            .map(|(t, g)| (t.as_uuid(), g.as_uuid()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .unzip();
+        // A join on the (tenant, grant) pairs rather than `= ANY` on each half: its
+        // generic plan (a nested loop over the pairs into the primary key) is as cheap as
+        // a custom one, so PostgreSQL keeps it instead of planning every call again (an
+        // availability request reads 50 grants' credentials, in a call per provider).
         let rows: Result<Vec<CredentialsRow>, StoreError> = self
             .query_as(
-                "SELECT tenant_id, grant_id, key_id, ciphertext FROM credentials \
-                 WHERE tenant_id = ANY($1::uuid[]) AND grant_id = ANY($2::uuid[])",
+                "SELECT c.tenant_id, c.grant_id, c.key_id, c.ciphertext \
+                 FROM UNNEST($1::uuid[], $2::uuid[]) AS k (tenant_id, grant_id) \
+                 JOIN credentials AS c USING (tenant_id, grant_id)",
             )
             .bind(tenants)
             .bind(ids)
