@@ -216,31 +216,32 @@ impl AuditLog for PgStore {
                 convene_sql::errors::unique_subject("audit_log").into(),
             ));
         }
-        let tenants: Vec<_> = rows.iter().map(|r| r.tenant_id).collect();
+        let groups = AuditGroups::of(rows)?;
+        let tenants = groups.tenants.clone();
         let result = async {
             self.query(
                 // One row per group of entries that share everything but their id and
-                // subject (migration 0008): an availability request's 50 reads are one row.
+                // subject (migration 0008): an availability request's 50 reads are one
+                // row. The groups are formed here, so PostgreSQL only slices each group's
+                // ids and subjects out of the two flat arrays (no sort, no aggregate).
                 "INSERT INTO audit_log (tenant_id, at, actor_kind, actor_id, action, source, \
                  ids, subjects) \
-                 SELECT t, at, ak, ai, a, src, array_agg(i ORDER BY i), array_agg(s ORDER BY i) \
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], \
-                 $6::text[], $7::timestamptz[], $8::text[]) WITH ORDINALITY \
-                 AS x (t, i, ak, ai, a, s, at, src, n) \
-                 GROUP BY t, at, ak, ai, a, src ORDER BY min(n)",
+                 SELECT t, at, ak, ai, a, src, ($7::uuid[])[o + 1 : o + n], \
+                 ($8::text[])[o + 1 : o + n] \
+                 FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::uuid[], \
+                 $5::text[], $6::text[], $9::int4[], $10::int4[]) \
+                 AS g (t, at, ak, ai, a, src, o, n)",
             )
-            .bind(rows.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-            .bind(
-                rows.iter()
-                    .map(|r| r.actor_kind.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|r| r.actor_id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.action.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.subject.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.source.clone()).collect::<Vec<_>>())
+            .bind(groups.tenants)
+            .bind(groups.at)
+            .bind(groups.actor_kinds)
+            .bind(groups.actor_ids)
+            .bind(groups.actions)
+            .bind(groups.sources)
+            .bind(groups.ids)
+            .bind(groups.subjects)
+            .bind(groups.offsets)
+            .bind(groups.lengths)
             .execute(&self.pool)
             .await?;
             Ok(())
@@ -301,5 +302,73 @@ impl crate::Db {
         .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+}
+
+/// Audit rows gathered into the stored groups: the entries sharing tenant, instant,
+/// actor, action and source, in the order their first entry came; each group's ids
+/// ascending with their subjects, as `ids[offset .. offset + length]` of the flat arrays
+/// (what a read unnests, ordered by id, comes back in the order written).
+#[derive(Debug, Default, PartialEq)]
+struct AuditGroups {
+    tenants: Vec<uuid::Uuid>,
+    at: Vec<Micros>,
+    actor_kinds: Vec<String>,
+    actor_ids: Vec<Option<uuid::Uuid>>,
+    actions: Vec<String>,
+    sources: Vec<Option<String>>,
+    offsets: Vec<i32>,
+    lengths: Vec<i32>,
+    ids: Vec<uuid::Uuid>,
+    subjects: Vec<String>,
+}
+
+impl AuditGroups {
+    fn of(rows: Vec<AuditRow>) -> Result<Self, StoreError> {
+        type Key = (
+            uuid::Uuid,
+            Micros,
+            String,
+            Option<uuid::Uuid>,
+            String,
+            Option<String>,
+        );
+        let mut order: Vec<(Key, Vec<(uuid::Uuid, String)>)> = Vec::new();
+        let mut index: std::collections::HashMap<Key, usize> = std::collections::HashMap::new();
+        for row in rows {
+            let key = (
+                row.tenant_id,
+                row.at,
+                row.actor_kind,
+                row.actor_id,
+                row.action,
+                row.source,
+            );
+            let at = *index.entry(key.clone()).or_insert_with(|| {
+                order.push((key, Vec::new()));
+                order.len() - 1
+            });
+            order[at].1.push((row.id, row.subject));
+        }
+        let mut groups = Self::default();
+        for ((tenant, at, actor_kind, actor_id, action, source), mut entries) in order {
+            entries.sort_by_key(|(id, _)| *id);
+            let position = |n: usize| {
+                i32::try_from(n).map_err(|_| StoreError::Invalid("too many audit entries".into()))
+            };
+            groups.offsets.push(position(groups.ids.len())?);
+            groups.lengths.push(position(entries.len())?);
+            groups.tenants.push(tenant);
+            groups.at.push(at);
+            groups.actor_kinds.push(actor_kind);
+            groups.actor_ids.push(actor_id);
+            groups.actions.push(action);
+            groups.sources.push(source);
+            for (id, subject) in entries {
+                groups.ids.push(id);
+                groups.subjects.push(subject);
+            }
+        }
+        Ok(groups)
     }
 }

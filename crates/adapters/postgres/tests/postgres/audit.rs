@@ -64,20 +64,23 @@ async fn an_availability_requests_reads_are_one_row(pool: PgPool) {
     store.append(&reads).await.expect("append");
     assert_eq!(rows(&pool).await, 1, "50 reads of one request, one row");
 
-    // A second append with two groups (another actor at the same instant, and the
-    // system a minute later), and one entry without a source.
+    // A second append with two groups, interleaved (another actor at the same instant,
+    // its entries out of id order, and the system a minute later with an entry without
+    // a source).
     let mut system = entry(900, a.id, Actor::System, at(2));
     system.source = None;
     system.action = AuditAction::GrantCheckRefused;
-    let other = entry(2_000, a.id, Actor::Admin(scenarios::id(3)), at(1));
+    let admin = Actor::Admin(scenarios::id(3));
+    let other = entry(2_001, a.id, admin, at(1));
+    let other_too = entry(2_000, a.id, admin, at(1));
     store
-        .append(&[system.clone(), other.clone()])
+        .append(&[other.clone(), system.clone(), other_too.clone()])
         .await
         .expect("append");
     assert_eq!(rows(&pool).await, 3, "one row per group");
 
     let mut expected = reads;
-    expected.extend([system, other]);
+    expected.extend([system, other, other_too]);
     expected.sort_by_key(AuditEntry::position);
     assert_eq!(
         all(store.as_ref(), a.id).await,
