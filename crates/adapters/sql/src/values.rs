@@ -32,7 +32,9 @@ pub fn duration_micros(d: SignedDuration) -> i64 {
     i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// A JSON document as text. PostgreSQL keeps it in a `jsonb` column, SQLite in TEXT.
+/// A JSON document as text. PostgreSQL keeps it in a `json` column (the documents read
+/// on every request: working hours, scopes, tenant settings) or a `jsonb` one (the
+/// others; it is sent as jsonb and cast on the way in), SQLite in TEXT.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct JsonText(pub String);

@@ -9,6 +9,8 @@ mod common;
 #[cfg(has_database_url)]
 mod contract;
 #[cfg(has_database_url)]
+mod documents;
+#[cfg(has_database_url)]
 mod extra;
 #[cfg(has_database_url)]
 mod recent;
