@@ -182,7 +182,7 @@ pub async fn run(mut config: Config, dir: PathBuf, bind: SocketAddr) -> anyhow::
     let _guard = crate::logging::init(&config.log)?;
 
     let ring = config.key_ring(config.keys.credentials.as_ref().context("demo keys")?)?;
-    let database = Database::open(&config.database_url, ring).await?;
+    let database = Database::connect(&config, ring).await?;
     database.migrate().await?;
     // The demo's calendars are files: `{calendars}/{account}.ics`.
     let ics: Arc<dyn convene_domain::ports::CalendarProvider> = Arc::new(

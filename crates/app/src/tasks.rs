@@ -14,7 +14,7 @@ use crate::system::{SystemClock, UuidV7};
 use crate::wiring::{Database, Wired, key_ring, providers, wire_with};
 
 async fn database(config: &Config) -> anyhow::Result<Database> {
-    let database = Database::open(&config.database_url, key_ring(config)?).await?;
+    let database = Database::connect(config, key_ring(config)?).await?;
     if config.migrate_on_start {
         database.migrate().await?;
     }
@@ -76,7 +76,7 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
 /// `convene migrate`.
 pub async fn migrate(config: Config) -> anyhow::Result<()> {
     let _guard = crate::logging::init(&config.log)?;
-    let database = Database::open(&config.database_url, key_ring(&config)?).await?;
+    let database = Database::connect(&config, key_ring(&config)?).await?;
     database.migrate().await?;
     tracing::info!("migrations applied");
     Ok(())
@@ -99,7 +99,7 @@ pub async fn rotate_keys(config: Config) -> anyhow::Result<()> {
         .as_ref()
         .context("keys.credentials must list the old and the new key")?;
     let ring = config.key_ring(keys)?;
-    let database = Database::open(&config.database_url, ring).await?;
+    let database = Database::connect(&config, ring).await?;
     let rotated = database.rotate_keys().await?;
     let store = database.store();
     let now = SystemClock::default().now();
@@ -160,7 +160,7 @@ pub async fn export_audit(config: Config, since: &str) -> anyhow::Result<()> {
     let since: jiff::Timestamp = since
         .parse()
         .context("--since must be an RFC 3339 instant")?;
-    let database = Database::open(&config.database_url, key_ring(&config)?).await?;
+    let database = Database::connect(&config, key_ring(&config)?).await?;
     let store = database.store();
     for tenant in store.tenant_ids().await? {
         let mut from = AuditFrom::since(since);

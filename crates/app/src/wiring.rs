@@ -34,15 +34,32 @@ pub enum Database {
 }
 
 impl Database {
-    /// Connects to the configured database.
+    /// Connects to `config`'s database (`database_url`, [`Config::database_connections`]).
+    pub async fn connect(config: &Config, keys: KeyRing) -> anyhow::Result<Self> {
+        Self::open_sized(
+            &config.database_url,
+            keys,
+            config.database_connections(),
+        )
+        .await
+    }
+
+    /// Connects to the database at `url` with the default pool size.
     pub async fn open(url: &str, keys: KeyRing) -> anyhow::Result<Self> {
+        Self::open_sized(url, keys, convene_postgres::DEFAULT_CONNECTIONS).await
+    }
+
+    /// Connects to the database at `url`, keeping at most `connections` connections to
+    /// PostgreSQL.
+    pub async fn open_sized(url: &str, keys: KeyRing, connections: u32) -> anyhow::Result<Self> {
         if url.starts_with("sqlite:") {
             let store = convene_sqlite::SqliteStore::connect(url, keys)
                 .await
                 .context("opening the SQLite database")?;
             Ok(Self::Sqlite(Arc::new(store)))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let store = convene_postgres::PgStore::connect(url, keys)
+            let options = url.parse().context("reading the PostgreSQL URL")?;
+            let store = convene_postgres::PgStore::connect_sized(options, keys, connections)
                 .await
                 .context("connecting to PostgreSQL")?;
             Ok(Self::Postgres(Arc::new(store)))

@@ -47,8 +47,9 @@ use uuid::Uuid;
 /// The schema, embedded from `migrations/postgres`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../../migrations/postgres");
 
-/// Connections per process, by default.
-const MAX_CONNECTIONS: u32 = 10;
+/// Connections per process, by default: on a small machine more connections than
+/// cores mostly add backends to wake (see [`PgStore::connect_sized`]).
+pub const DEFAULT_CONNECTIONS: u32 = 10;
 
 /// How long a call waits for a free connection before `Unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -130,8 +131,18 @@ impl PgStore {
         options: PgConnectOptions,
         ring: impl Into<Arc<KeyRing>>,
     ) -> Result<Self, StoreError> {
+        Self::connect_sized(options, ring, DEFAULT_CONNECTIONS).await
+    }
+
+    /// Connects with `options`, keeping at most `connections` connections (at least
+    /// one). Every statement waits for a free one (at most 5 s, then `Unavailable`).
+    pub async fn connect_sized(
+        options: PgConnectOptions,
+        ring: impl Into<Arc<KeyRing>>,
+        connections: u32,
+    ) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
