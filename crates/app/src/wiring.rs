@@ -36,12 +36,7 @@ pub enum Database {
 impl Database {
     /// Connects to `config`'s database (`database_url`, [`Config::database_connections`]).
     pub async fn connect(config: &Config, keys: KeyRing) -> anyhow::Result<Self> {
-        Self::open_sized(
-            &config.database_url,
-            keys,
-            config.database_connections(),
-        )
-        .await
+        Self::open_sized(&config.database_url, keys, config.database_connections()).await
     }
 
     /// Connects to the database at `url` with the default pool size.

@@ -16,6 +16,9 @@
 //!   [`PgStore::ping`] says whether the database is reachable and migrated (`/readyz`).
 //! - **Credentials** are sealed with `convene-crypto` before they reach SQL; rotate them
 //!   with [`PgStore::rotate_keys`].
+//! - **Connections**: a completed single statement's connection is kept for the next one
+//!   rather than given back to sqlx's pool, which pings every connection it takes back
+//!   (`pool.rs`); transactions take theirs from sqlx.
 //! - **Queries** are counted ([`PgStore::queries`]) so tests can prove a fixed number
 //!   per operation.
 //!
@@ -28,6 +31,7 @@ mod batch;
 mod meetings;
 mod outbox;
 mod people;
+mod pool;
 mod recent;
 
 use std::sync::Arc;
@@ -40,6 +44,8 @@ use convene_sql::credentials::CredentialsRow;
 use convene_sql::errors::{self, Failure, store_error};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+
+use crate::pool::Connections;
 use sqlx::query::{Query, QueryAs};
 use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
@@ -57,14 +63,14 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// used more recently is trusted, as its last statement just went through (HikariCP's
 /// `aliveBypassWindowMs` rule). Under load this saves a round trip on every checkout;
 /// after an outage the connections have been idle and are tested again.
-const TRUST_RECENT_USE: Duration = Duration::from_millis(500);
+pub(crate) const TRUST_RECENT_USE: Duration = Duration::from_millis(500);
 
 /// How many credentials rows key rotation reads per batch.
 const ROTATION_BATCH: i64 = 100;
 
 /// Every store port on PostgreSQL.
 pub struct PgStore {
-    pool: PgPool,
+    pool: Connections,
     ring: Arc<KeyRing>,
     db: Db,
     batches: meetings::Batches,
@@ -73,7 +79,7 @@ pub struct PgStore {
 /// The pool and the statement counter: what a batch's task needs of the store.
 #[derive(Clone, Debug)]
 pub(crate) struct Db {
-    pool: PgPool,
+    pool: Connections,
     queries: Arc<AtomicU64>,
     recent: Arc<recent::Recent>,
 }
@@ -161,6 +167,7 @@ impl PgStore {
 
     /// A store over an existing pool.
     pub fn from_pool(pool: PgPool, ring: impl Into<Arc<KeyRing>>) -> Self {
+        let pool = Connections::new(pool);
         let recent = recent::Recent::new(recent::MAX_ROWS, recent::KEEP_FOR);
         recent.sweep_while_alive();
         Self {
@@ -179,7 +186,7 @@ impl PgStore {
     /// lock, so processes starting together do not race).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR
-            .run(&self.pool)
+            .run(self.pool.pool())
             .await
             .map_err(|e| StoreError::Unavailable(format!("migrations: {e}")))
     }
@@ -265,7 +272,7 @@ impl PgStore {
 
     /// The pool, for administration and tests that look at raw rows.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.pool.pool()
     }
 
     /// A counted statement.

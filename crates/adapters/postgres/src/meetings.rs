@@ -334,7 +334,8 @@ const LOAD_LANES: usize = 3;
 /// How many ballot batches run at once: fewer lanes make larger batches, so fewer
 /// statements and commits a ballot. On the 2-core benchmark machine 2 lanes counted more
 /// ballots with less CPU than 3 or 5, and 1 left the cores idle waiting on round trips.
-/// With the pool's ten connections, reads and ballots leave at least five for the rest.
+/// Each batch holds a connection only for its transaction; a pool smaller than the lanes
+/// (`database_connections`) makes them take turns.
 const BALLOT_LANES: usize = 2;
 
 /// At most this many requests share one transaction.
