@@ -165,6 +165,14 @@ pub trait TenantStore: Send + Sync {
     async fn tenant_by_key(&self, key: &TenantKey) -> Result<Option<Tenant>, StoreError>;
     /// Every tenant id (for per-tenant housekeeping).
     async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError>;
+    /// One user with their tenant's settings, in one round trip (what a scheduling
+    /// request reads of its organizer). MUST return `NotFound` when the user is absent
+    /// or of another tenant.
+    async fn member(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<(User, TenantSettings), StoreError>;
     /// Replaces a tenant's settings. MUST return `UnknownTenant` when absent.
     async fn update_tenant_settings(
         &self,

@@ -740,6 +740,34 @@ pub async fn user_store(store: &dyn Store) {
         "user() MUST return NotFound when absent"
     );
 
+    let mut beta_settings = b.settings.clone();
+    beta_settings.external_guests = false;
+    beta_settings.guest_domains = vec!["beta.example".into()];
+    store
+        .update_tenant_settings(b.id, &beta_settings)
+        .await
+        .expect("update_tenant_settings");
+    assert_eq!(
+        store.member(a.id, alice.id).await,
+        Ok((alice.clone(), a.settings.clone())),
+        "member() returns the user and their tenant's settings"
+    );
+    assert_eq!(
+        store.member(b.id, alice_in_b.id).await,
+        Ok((alice_in_b.clone(), beta_settings)),
+        "member() returns the settings of the user's own tenant"
+    );
+    assert_eq!(
+        store.member(b.id, alice.id).await,
+        Err(StoreError::NotFound),
+        "member() MUST return NotFound for another tenant's user"
+    );
+    assert_eq!(
+        store.member(a.id, id(99)).await,
+        Err(StoreError::NotFound),
+        "member() MUST return NotFound when absent"
+    );
+
     assert_eq!(
         store.user_by_email(a.id, &email("ALICE@example.org")).await,
         Ok(Some(alice.clone())),

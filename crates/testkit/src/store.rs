@@ -436,6 +436,21 @@ impl TenantStore for MemoryStore {
         Ok(self.begin()?.tenants.keys().copied().collect())
     }
 
+    async fn member(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<(User, TenantSettings), StoreError> {
+        let s = self.begin()?;
+        let found = s
+            .users
+            .get(&user)
+            .filter(|u| u.tenant == tenant)
+            .ok_or(StoreError::NotFound)?;
+        let settings = &s.tenants.get(&tenant).ok_or(StoreError::NotFound)?.settings;
+        Ok((found.clone(), settings.clone()))
+    }
+
     async fn update_tenant_settings(
         &self,
         tenant: TenantId,

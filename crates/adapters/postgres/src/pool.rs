@@ -137,7 +137,7 @@ impl Connections {
     }
 
     /// How many connections are kept right now.
-    #[cfg(test)]
+    #[cfg(all(test, has_database_url))]
     pub(crate) fn kept_now(&self) -> usize {
         self.kept().len()
     }

@@ -203,6 +203,27 @@ impl TenantRow {
     }
 }
 
+/// A user's row with their tenant's settings (`users` joined to `tenants`).
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MemberRow {
+    /// The user's columns.
+    #[cfg_attr(feature = "sqlx", sqlx(flatten))]
+    pub user: UserRow,
+    /// `tenants.settings`, selected as `tenant_settings`.
+    pub tenant_settings: JsonText,
+}
+
+impl MemberRow {
+    /// The user and the settings.
+    pub fn into_member(self) -> Result<(User, TenantSettings), StoreError> {
+        let settings = self
+            .tenant_settings
+            .parse(What::row("tenant", self.user.tenant_id).field("settings"))?;
+        Ok((self.user.into_user()?, settings))
+    }
+}
+
 // ---------------------------------------------------------------- users
 
 /// `users`: `email_lower` is unique per tenant.

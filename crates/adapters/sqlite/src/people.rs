@@ -16,7 +16,8 @@ use convene_sql::Micros;
 use convene_sql::credentials::{CredentialsRow, credentials_in_order};
 use convene_sql::errors::{Failure, store_error};
 use convene_sql::rows::{
-    ApiTokenRow, GrantRow, OutboxRow, SessionRow, TenantRow, UserRow, email_lower, tenants_of,
+    ApiTokenRow, GrantRow, MemberRow, OutboxRow, SessionRow, TenantRow, UserRow, email_lower,
+    tenants_of,
 };
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
@@ -54,6 +55,24 @@ impl TenantStore for SqliteStore {
             .await
             .map_err(store_error)?;
         row.ok_or(StoreError::UnknownTenant)?.into_tenant()
+    }
+
+    async fn member(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<(User, TenantSettings), StoreError> {
+        let row: Option<MemberRow> = self
+            .query_as(
+                "SELECT u.*, t.settings AS tenant_settings FROM users AS u \
+                 JOIN tenants AS t USING (tenant_id) WHERE u.tenant_id = ?1 AND u.id = ?2",
+            )
+            .bind(tenant.as_uuid())
+            .bind(user.as_uuid())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(store_error)?;
+        row.ok_or(StoreError::NotFound)?.into_member()
     }
 
     async fn tenant_by_key(&self, key: &TenantKey) -> Result<Option<Tenant>, StoreError> {

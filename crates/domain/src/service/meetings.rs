@@ -12,6 +12,7 @@ use crate::outbox::AnalyticsKind;
 use crate::people::User;
 use crate::ports::Page;
 use crate::slots::{Candidate, feasible_slots, find_slots};
+use crate::tenant::TenantSettings;
 use crate::time::{Interval, Timestamp};
 
 use super::calendar::Gathered;
@@ -29,8 +30,7 @@ impl Scheduler {
         request: &AvailabilityRequest,
     ) -> Result<Vec<Candidate>, ServiceError> {
         let now = self.ports.clock.now();
-        let organizer = self.organizer(who).await?;
-        let settings = self.store().tenant(who.tenant).await?.settings;
+        let (organizer, settings) = self.organizer_and_settings(who).await?;
         let (mut participants, known) = self
             .resolve_invitees(&organizer, &settings, &request.invitees)
             .await?;
@@ -75,8 +75,7 @@ impl Scheduler {
         request: MeetingRequest,
     ) -> Result<Meeting, ServiceError> {
         let now = self.ports.clock.now();
-        let organizer = self.organizer(who).await?;
-        let settings = self.store().tenant(who.tenant).await?.settings;
+        let (organizer, settings) = self.organizer_and_settings(who).await?;
         let (mut participants, known) = self
             .resolve_invitees(&organizer, &settings, &request.invitees)
             .await?;
@@ -743,6 +742,26 @@ impl Scheduler {
             return Err(ServiceError::NotOrganizer);
         }
         Ok(m)
+    }
+
+    /// The requester's account, which must be active, and their tenant's settings (one
+    /// read).
+    pub(super) async fn organizer_and_settings(
+        &self,
+        who: &Requester,
+    ) -> Result<(User, TenantSettings), ServiceError> {
+        let (user, settings) =
+            self.store()
+                .member(who.tenant, who.user)
+                .await
+                .map_err(|e| match e {
+                    crate::ports::StoreError::NotFound => ServiceError::NotFound("user"),
+                    other => other.into(),
+                })?;
+        if !user.is_active() {
+            return Err(ServiceError::Deactivated);
+        }
+        Ok((user, settings))
     }
 
     /// The requester's account, which must be active.
