@@ -350,8 +350,9 @@ async fn bench(url: String) -> anyhow::Result<()> {
         .status();
     anyhow::ensure!(ready.is_success(), "/readyz answered {ready}");
     println!(
-        "Convene load benchmark: the real router on {} over PostgreSQL (pool of 10), testkit fakes for providers and mail, worker not running",
-        served.base
+        "Convene load benchmark: the real router on {} over PostgreSQL (pool of {}), testkit fakes for providers and mail, worker not running",
+        served.base,
+        convene_postgres::DEFAULT_CONNECTIONS
     );
     println!(
         "{} cores; {CONNECTIONS} connections from an in-process load generator; server and load generator share this process and its CPU",
