@@ -750,18 +750,12 @@ impl Scheduler {
         &self,
         who: &Requester,
     ) -> Result<(User, TenantSettings), ServiceError> {
-        let (user, settings) =
-            self.store()
-                .member(who.tenant, who.user)
-                .await
-                .map_err(|e| match e {
-                    crate::ports::StoreError::NotFound => ServiceError::NotFound("user"),
-                    other => other.into(),
-                })?;
-        if !user.is_active() {
-            return Err(ServiceError::Deactivated);
-        }
-        Ok((user, settings))
+        let (user, settings) = self
+            .store()
+            .member(who.tenant, who.user)
+            .await
+            .map_err(requester_error)?;
+        Ok((active(user)?, settings))
     }
 
     /// The requester's account, which must be active.
@@ -770,14 +764,8 @@ impl Scheduler {
             .store()
             .user(who.tenant, who.user)
             .await
-            .map_err(|e| match e {
-                crate::ports::StoreError::NotFound => ServiceError::NotFound("user"),
-                other => other.into(),
-            })?;
-        if !user.is_active() {
-            return Err(ServiceError::Deactivated);
-        }
-        Ok(user)
+            .map_err(requester_error)?;
+        active(user)
     }
 
     fn proposals(&self, candidates: &[Candidate]) -> Vec<Proposal> {
@@ -804,5 +792,22 @@ impl Scheduler {
         } else {
             deadline
         }
+    }
+}
+
+/// The requester's account not found is the user missing, not any record.
+fn requester_error(e: crate::ports::StoreError) -> ServiceError {
+    match e {
+        crate::ports::StoreError::NotFound => ServiceError::NotFound("user"),
+        other => other.into(),
+    }
+}
+
+/// The requester's account, refused when deactivated.
+fn active(user: User) -> Result<User, ServiceError> {
+    if user.is_active() {
+        Ok(user)
+    } else {
+        Err(ServiceError::Deactivated)
     }
 }
