@@ -3,9 +3,9 @@
 //!
 //! sqlx gives a connection back to its pool through a spawned task that first pings the
 //! server (a `Sync` and its answer) to learn whether the connection is still usable. An
-//! availability request runs eight single statements, so eight extra round trips,
-//! eight tasks and eight wake-ups of a PostgreSQL backend; under the load bench that was
-//! about a tenth of the machine's CPU a request. A statement that completes leaves its
+//! availability request ran eight single statements (seven now), so as many extra round
+//! trips, tasks and wake-ups of a PostgreSQL backend; under the load bench that was about
+//! a tenth of the machine's CPU a request. A statement that completes leaves its
 //! connection ready for the next (PostgreSQL has answered `ReadyForQuery`), so nothing
 //! needs checking: [`Connections`] keeps such a connection and hands it to the next
 //! statement. What could leave a connection in doubt goes back to sqlx, which checks it
