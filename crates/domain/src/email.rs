@@ -79,18 +79,18 @@ fn is_local_char(c: char) -> bool {
 }
 
 fn is_host_name(domain: &str) -> bool {
-    let labels: Vec<&str> = domain.split('.').collect();
-    labels.len() >= 2
+    domain.contains('.')
         && domain.len() <= 253
-        && labels.iter().all(|l| {
+        && domain.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
-        && labels
-            .last()
+        && domain
+            .rsplit('.')
+            .next()
             .is_some_and(|tld| tld.chars().any(|c| c.is_ascii_alphabetic()))
 }
 

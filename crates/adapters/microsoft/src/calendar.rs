@@ -98,8 +98,10 @@ struct ScheduleItem<'a> {
 struct DateTimeZone<'a> {
     #[serde(borrow)]
     date_time: Cow<'a, str>,
+    /// Empty when absent. Not an `Option<Cow>`: serde borrows only a `Cow` field itself,
+    /// and an optional one would allocate every zone name of every item.
     #[serde(default, borrow)]
-    time_zone: Option<Cow<'a, str>>,
+    time_zone: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
@@ -144,9 +146,9 @@ impl DateTimeZone<'_> {
     /// The instant, reading the zone as UTC, IANA or a Windows name.
     fn instant(&self) -> Option<Timestamp> {
         let civil: DateTime = self.date_time.trim_end_matches('Z').parse().ok()?;
-        let zone = match self.time_zone.as_deref() {
-            None | Some("UTC" | "utc" | "Etc/UTC" | "") => Zone::utc(),
-            Some(name) => windows_zones::zone(name)?,
+        let zone = match &*self.time_zone {
+            "UTC" | "utc" | "Etc/UTC" | "" => Zone::utc(),
+            name => windows_zones::zone(name)?,
         };
         zone.tz().to_ambiguous_timestamp(civil).compatible().ok()
     }
@@ -542,12 +544,12 @@ mod tests {
     fn graph_times_read_utc_and_windows_zones() {
         let utc = DateTimeZone {
             date_time: "2026-03-02T09:00:00.0000000".into(),
-            time_zone: Some("UTC".into()),
+            time_zone: "UTC".into(),
         };
         assert_eq!(utc.instant(), Some("2026-03-02T09:00:00Z".parse().unwrap()));
         let pacific = DateTimeZone {
             date_time: "2026-07-01T09:00:00.0000000".into(),
-            time_zone: Some("Pacific Standard Time".into()),
+            time_zone: "Pacific Standard Time".into(),
         };
         assert_eq!(
             pacific.instant(),
@@ -555,9 +557,33 @@ mod tests {
         );
         let unknown = DateTimeZone {
             date_time: "2026-07-01T09:00:00".into(),
-            time_zone: Some("Mars Standard Time".into()),
+            time_zone: "Mars Standard Time".into(),
         };
         assert_eq!(unknown.instant(), None);
+    }
+
+    #[test]
+    fn graph_times_borrow_their_text_and_default_to_utc() {
+        let item: DateTimeZone<'_> = serde_json::from_slice(
+            br#"{"dateTime": "2026-03-02T09:00:00.0000000", "timeZone": "UTC"}"#,
+        )
+        .unwrap();
+        assert!(matches!(item.time_zone, Cow::Borrowed("UTC")));
+        assert!(matches!(item.date_time, Cow::Borrowed(_)));
+        let escaped: DateTimeZone<'_> = serde_json::from_slice(
+            br#"{"dateTime": "2026-07-01T09:00:00", "timeZone": "Pacific\u0020Standard Time"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            escaped.instant(),
+            Some("2026-07-01T16:00:00Z".parse().unwrap())
+        );
+        let bare: DateTimeZone<'_> =
+            serde_json::from_slice(br#"{"dateTime": "2026-03-02T09:00:00"}"#).unwrap();
+        assert_eq!(
+            bare.instant(),
+            Some("2026-03-02T09:00:00Z".parse().unwrap())
+        );
     }
 
     #[test]
