@@ -11,7 +11,8 @@ use convene_domain::email::EmailAddress;
 use convene_domain::ids::MessageId;
 use convene_domain::outbox::{AnalyticsEvent, DeliveryError};
 use convene_domain::ports::{
-    Analytics, Calendars, Clock, IdGenerator, Identities, Mailer, OutgoingEmail, Store, StoreError,
+    Analytics, Calendars, Clock, GrantStore, IdGenerator, Identities, Mailer, OutgoingEmail, Store,
+    StoreError,
 };
 use convene_domain::service::{Ports, Scheduler, SchedulingPolicy};
 use convene_email::{EmailConfig, Sender, TemplateComposer};
@@ -384,6 +385,10 @@ pub fn providers(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Provi
         .with_owner_zones(store.clone());
     let mut calendars = Calendars::new().with(Arc::new(ics));
     let mut logins = LoginProviders::new();
+    // Google and Microsoft read their calendars' credentials together: one store read.
+    let grants: Arc<dyn GrantStore> = Arc::new(convene_http::coalesce::CoalescedCredentials::new(
+        store.clone(),
+    ));
     if let Some(google) = google_config(config)? {
         let identity = Arc::new(
             convene_google::GoogleIdentity::new(&google, clock.clone())
@@ -394,7 +399,7 @@ pub fn providers(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Provi
             identity,
             Arc::new(move |iss: Option<&str>| issuer.check_callback_issuer(iss)),
         );
-        let calendar = convene_google::GoogleCalendar::new(&google, store.clone(), clock.clone())
+        let calendar = convene_google::GoogleCalendar::new(&google, grants.clone(), clock.clone())
             .context("google calendar")?;
         calendars = calendars.with(Arc::new(calendar));
     }
@@ -409,7 +414,7 @@ pub fn providers(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Provi
             Arc::new(move |iss: Option<&str>| issuer.check_callback_issuer(iss)),
         );
         let calendar =
-            convene_microsoft::MicrosoftCalendar::new(&microsoft, store.clone(), clock.clone())
+            convene_microsoft::MicrosoftCalendar::new(&microsoft, grants.clone(), clock.clone())
                 .context("microsoft calendar")?;
         calendars = calendars.with(Arc::new(calendar));
     }

@@ -15,6 +15,8 @@
 //!   [`GrantStore`](convene_domain::ports::GrantStore), refreshed when stale (once per grant
 //!   at a time), rotated refresh tokens written back every time, `invalid_grant` →
 //!   consent revoked.
+//! - [`coalesce::CoalescedCredentials`]: the adapters' credential reads that start
+//!   together (one per provider in an availability request) as one store read.
 //! - [`batch`]: free/busy of many calendars in few calls (grouping by tenant, batches,
 //!   window pieces, concurrency, per-calendar failures), shared by Google and Microsoft.
 //! - [`window`]: splitting long free/busy windows as providers require.
@@ -27,6 +29,7 @@
 
 pub mod batch;
 mod client;
+pub mod coalesce;
 pub mod oauth;
 #[cfg(feature = "testing")]
 pub mod testing;
