@@ -195,13 +195,15 @@ pub trait UserStore: Send + Sync {
         tenant: TenantId,
         email: &EmailAddress,
     ) -> Result<Option<User>, StoreError>;
-    /// Users with these emails in the tenant, in one round trip (unknown emails are
-    /// skipped).
-    async fn users_by_emails(
+    /// Users with these emails in the tenant (compared case-insensitively; unknown emails
+    /// are skipped), each with every grant of theirs whatever its state (as
+    /// [`GrantStore::grants_of`] reads them), in one round trip: a new meeting needs both
+    /// before it can read any calendar.
+    async fn users_by_emails_with_grants(
         &self,
         tenant: TenantId,
         emails: &[EmailAddress],
-    ) -> Result<Vec<User>, StoreError>;
+    ) -> Result<Vec<(User, Vec<Grant>)>, StoreError>;
     /// Users with these ids in the tenant, in one round trip (unknown ids are skipped).
     async fn users(&self, tenant: TenantId, ids: &[UserId]) -> Result<Vec<User>, StoreError>;
     /// Users of a tenant ordered by id.

@@ -13,7 +13,7 @@ use convene_domain::outbox::{Notification, OutboxPayload};
 use convene_domain::people::User;
 use convene_domain::ports::{CalendarError, GrantStore, MeetingStore, StoreError, UserStore};
 use convene_domain::service::{
-    BookingOutcome, Invitee, MeetingRequest, SchedulingPolicy, ServiceError,
+    AvailabilityRequest, BookingOutcome, Invitee, MeetingRequest, SchedulingPolicy, ServiceError,
 };
 use convene_domain::time::{Interval, Timestamp};
 use convene_testkit::fixtures::World;
@@ -321,6 +321,59 @@ async fn bad_input_is_refused_before_any_calendar_is_read_and_changes_nothing() 
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn a_request_reads_its_people_with_their_grants_once() {
+    let Team {
+        world,
+        ada,
+        grace,
+        linus,
+    } = team();
+    // The organizer's calendar is read through the grants read with the invitees.
+    world.google.set_busy(
+        ada.email.as_str(),
+        vec![busy("2026-03-03T08:00:00Z", "2026-03-03T14:30:00Z")],
+    );
+    let request = world
+        .a_meeting()
+        .lasting(30)
+        .within("2026-03-03T00:00:00Z", 1)
+        .with_connected(&grace)
+        .with_connected(&linus)
+        .build();
+    let asked = AvailabilityRequest {
+        duration: request.duration,
+        window: request.window,
+        invitees: request.invitees.clone(),
+        limit: 50,
+    };
+    let slots = world
+        .scheduler
+        .availability(&world.requester(&ada), &asked)
+        .await
+        .unwrap();
+    assert_eq!(
+        world.store.grants_of_calls(),
+        0,
+        "the grants came with the users"
+    );
+    assert!(!slots.is_empty());
+    assert!(
+        slots
+            .iter()
+            .all(|c| c.slot.start() >= at("2026-03-03T14:30:00Z")),
+        "the organizer's busy morning is respected: {slots:?}"
+    );
+    let mut read: Vec<String> = world
+        .google
+        .free_busy_calls()
+        .into_iter()
+        .flat_map(|c| c.accounts)
+        .collect();
+    read.sort();
+    assert_eq!(read, ["ada@acme.test", "linus@acme.test"]);
 }
 
 #[tokio::test]

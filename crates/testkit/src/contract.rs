@@ -779,7 +779,7 @@ pub async fn user_store(store: &dyn Store) {
         "user_by_email MUST NOT find another tenant's user"
     );
     let found = store
-        .users_by_emails(
+        .users_by_emails_with_grants(
             a.id,
             &[
                 email("alice@example.org"),
@@ -788,11 +788,13 @@ pub async fn user_store(store: &dyn Store) {
             ],
         )
         .await
-        .expect("users_by_emails");
+        .expect("users_by_emails_with_grants");
+    let mut found: Vec<(User, Vec<Grant>)> = found;
+    found.sort_by_key(|(u, _)| u.id);
     assert_eq!(
-        sorted_ids(&found, |u| u.id),
-        vec![alice.id, bob.id],
-        "users_by_emails skips unknown emails"
+        found,
+        vec![(alice.clone(), vec![]), (bob.clone(), vec![])],
+        "users_by_emails_with_grants returns the users as inserted, skips unknown emails"
     );
     let found = store
         .users(a.id, &[alice.id, bob.id, alice_in_b.id, id(98)])
@@ -988,6 +990,44 @@ pub async fn grant_store(store: &dyn Store) {
         store.grants_of(b.id, &[u1.id]).await,
         Ok(vec![]),
         "grants_of filters on the tenant"
+    );
+
+    let u4 = user(14, &a, "U4@example.org", "User Four");
+    store.insert_user(&u4).await.expect("insert_user");
+    let mut with = store
+        .users_by_emails_with_grants(
+            a.id,
+            &[
+                email("u1@EXAMPLE.org"),
+                email("u4@example.org"),
+                u2.email.clone(),
+                u3.email.clone(),
+                email("nobody@example.org"),
+            ],
+        )
+        .await
+        .expect("users_by_emails_with_grants");
+    with.sort_by_key(|(u, _)| u.id);
+    for (_, grants) in &mut with {
+        grants.sort_by_key(Grant::id);
+    }
+    assert_eq!(
+        with,
+        vec![
+            (u1.clone(), vec![revoked.clone(), g2.clone(), g3.clone()]),
+            (u2.clone(), vec![g4.clone()]),
+            (u4.clone(), vec![]),
+        ],
+        "users_by_emails_with_grants: the tenant's users by email (case-insensitively, \
+         unknown skipped), each with every grant of theirs whatever its state, a user \
+         without grants with none, no other tenant's user or grant"
+    );
+    assert_eq!(
+        store
+            .users_by_emails_with_grants(b.id, std::slice::from_ref(&u1.email))
+            .await,
+        Ok(vec![]),
+        "users_by_emails_with_grants filters on the tenant"
     );
 
     let mut hijack = g2.snapshot();

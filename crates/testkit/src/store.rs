@@ -93,6 +93,8 @@ struct State {
     credentials: BTreeMap<GrantId, (TenantId, Credentials)>,
     /// Reads of `credentials`: one per `credentials` or `credentials_of` call.
     credential_reads: usize,
+    /// `grants_of` calls.
+    grants_of_calls: usize,
     meetings: BTreeMap<MeetingId, MeetingSnapshot>,
     sessions: BTreeMap<SessionId, Session>,
     tokens: BTreeMap<ApiTokenId, ApiToken>,
@@ -285,6 +287,12 @@ impl MemoryStore {
     /// however many grants it asks for (what a database would answer in one statement).
     pub fn credential_reads(&self) -> usize {
         lock(&self.state).credential_reads
+    }
+
+    /// How many times [`GrantStore::grants_of`] was called (a use case that already
+    /// read the grants with their users must not read them again).
+    pub fn grants_of_calls(&self) -> usize {
+        lock(&self.state).grants_of_calls
     }
 
     /// Every outbox message in any state, in enqueue order.
@@ -503,18 +511,26 @@ impl UserStore for MemoryStore {
             .cloned())
     }
 
-    async fn users_by_emails(
+    async fn users_by_emails_with_grants(
         &self,
         tenant: TenantId,
         emails: &[EmailAddress],
-    ) -> Result<Vec<User>, StoreError> {
+    ) -> Result<Vec<(User, Vec<Grant>)>, StoreError> {
         let wanted: HashSet<String> = emails.iter().map(email_key).collect();
-        Ok(self
-            .begin()?
+        let state = self.begin()?;
+        Ok(state
             .users
             .values()
             .filter(|u| u.tenant == tenant && wanted.contains(&email_key(&u.email)))
-            .cloned()
+            .map(|u| {
+                let grants = state
+                    .grants
+                    .values()
+                    .filter(|g| g.tenant() == tenant && g.user() == u.id)
+                    .cloned()
+                    .collect();
+                (u.clone(), grants)
+            })
             .collect())
     }
 
@@ -586,8 +602,9 @@ impl GrantStore for MemoryStore {
         users: &[UserId],
     ) -> Result<Vec<Grant>, StoreError> {
         let wanted: HashSet<UserId> = users.iter().copied().collect();
-        Ok(self
-            .begin()?
+        let mut state = self.begin()?;
+        state.grants_of_calls += 1;
+        Ok(state
             .grants
             .values()
             .filter(|g| g.tenant() == tenant && wanted.contains(&g.user()))

@@ -202,11 +202,11 @@ impl UserStore for Users {
     ) -> Result<Option<User>, StoreError> {
         Ok(None)
     }
-    async fn users_by_emails(
+    async fn users_by_emails_with_grants(
         &self,
         _: TenantId,
         _: &[EmailAddress],
-    ) -> Result<Vec<User>, StoreError> {
+    ) -> Result<Vec<(User, Vec<convene_domain::consent::Grant>)>, StoreError> {
         Ok(Vec::new())
     }
     async fn users(&self, tenant: TenantId, ids: &[UserId]) -> Result<Vec<User>, StoreError> {

@@ -16,8 +16,8 @@ use convene_sql::Micros;
 use convene_sql::credentials::{CredentialsRow, credentials_in_order};
 use convene_sql::errors::{Failure, store_error};
 use convene_sql::rows::{
-    ApiTokenRow, GrantRow, MemberRow, OutboxRow, SessionRow, TenantRow, UserRow, email_lower,
-    tenants_of,
+    ApiTokenRow, GrantRow, MemberRow, OutboxRow, SessionRow, TenantRow, UserGrantRow, UserRow,
+    email_lower, tenants_of, users_with_grants,
 };
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -168,23 +168,28 @@ impl UserStore for PgStore {
         row.map(UserRow::into_user).transpose()
     }
 
-    async fn users_by_emails(
+    async fn users_by_emails_with_grants(
         &self,
         tenant: TenantId,
         emails: &[EmailAddress],
-    ) -> Result<Vec<User>, StoreError> {
+    ) -> Result<Vec<(User, Vec<Grant>)>, StoreError> {
         let wanted: Vec<String> = emails.iter().map(email_lower).collect();
-        let rows: Vec<UserRow> = self
+        let rows: Vec<UserGrantRow> = self
             .query_as(
-                "SELECT * FROM users WHERE tenant_id = $1 \
-                 AND email_lower = ANY($2) ORDER BY id",
+                "SELECT u.*, g.id AS grant_id, g.provider AS grant_provider, \
+                 g.account AS grant_account, g.scopes AS grant_scopes, g.state AS grant_state, \
+                 g.revoked_by AS grant_revoked_by, g.revoked_by_admin AS grant_revoked_by_admin, \
+                 g.changed_at AS grant_changed_at, g.granted_at AS grant_granted_at \
+                 FROM users AS u LEFT JOIN grants AS g \
+                 ON g.tenant_id = u.tenant_id AND g.user_id = u.id \
+                 WHERE u.tenant_id = $1 AND u.email_lower = ANY($2) ORDER BY u.id, g.id",
             )
             .bind(tenant.as_uuid())
             .bind(wanted)
             .fetch_all(&self.pool)
             .await
             .map_err(store_error)?;
-        rows.into_iter().map(UserRow::into_user).collect()
+        users_with_grants(rows)
     }
 
     async fn users(&self, tenant: TenantId, ids: &[UserId]) -> Result<Vec<User>, StoreError> {

@@ -224,6 +224,69 @@ impl MemberRow {
     }
 }
 
+/// A user's row with one of their grants, or none (`users` left-joined to `grants`,
+/// the grant's columns selected as `grant_*`; its tenant and user are the user's).
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UserGrantRow {
+    /// The user's columns.
+    #[cfg_attr(feature = "sqlx", sqlx(flatten))]
+    pub user: UserRow,
+    /// `grants.id`; `NULL` for a user without grants.
+    pub grant_id: Option<Uuid>,
+    /// `grants.provider`.
+    pub grant_provider: Option<String>,
+    /// `grants.account`.
+    pub grant_account: Option<String>,
+    /// `grants.scopes`.
+    pub grant_scopes: Option<JsonText>,
+    /// `grants.state`.
+    pub grant_state: Option<String>,
+    /// `grants.revoked_by`.
+    pub grant_revoked_by: Option<String>,
+    /// `grants.revoked_by_admin`.
+    pub grant_revoked_by_admin: Option<Uuid>,
+    /// `grants.changed_at`.
+    pub grant_changed_at: Option<Micros>,
+    /// `grants.granted_at`.
+    pub grant_granted_at: Option<Micros>,
+}
+
+/// Users and their grants from [`UserGrantRow`]s ordered by user id: one entry per user
+/// (whose columns are read once however many grants they have), grants in row order.
+pub fn users_with_grants(rows: Vec<UserGrantRow>) -> Result<Vec<(User, Vec<Grant>)>, StoreError> {
+    let mut out: Vec<(User, Vec<Grant>)> = Vec::new();
+    for row in rows {
+        let grant = match row.grant_id {
+            None => None,
+            Some(id) => {
+                let missing = || corrupt(What::row("grant", id), "a joined column is NULL");
+                Some(
+                    GrantRow {
+                        tenant_id: row.user.tenant_id,
+                        id,
+                        user_id: row.user.id,
+                        provider: row.grant_provider.ok_or_else(missing)?,
+                        account: row.grant_account.ok_or_else(missing)?,
+                        scopes: row.grant_scopes.ok_or_else(missing)?,
+                        state: row.grant_state.ok_or_else(missing)?,
+                        revoked_by: row.grant_revoked_by,
+                        revoked_by_admin: row.grant_revoked_by_admin,
+                        changed_at: row.grant_changed_at,
+                        granted_at: row.grant_granted_at.ok_or_else(missing)?,
+                    }
+                    .into_grant()?,
+                )
+            }
+        };
+        match out.last_mut() {
+            Some((user, grants)) if user.id.as_uuid() == row.user.id => grants.extend(grant),
+            _ => out.push((row.user.into_user()?, grant.into_iter().collect())),
+        }
+    }
+    Ok(out)
+}
+
 // ---------------------------------------------------------------- users
 
 /// `users`: `email_lower` is unique per tenant.

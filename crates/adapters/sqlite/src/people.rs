@@ -16,8 +16,8 @@ use convene_sql::Micros;
 use convene_sql::credentials::{CredentialsRow, credentials_in_order};
 use convene_sql::errors::{Failure, store_error};
 use convene_sql::rows::{
-    ApiTokenRow, GrantRow, MemberRow, OutboxRow, SessionRow, TenantRow, UserRow, email_lower,
-    tenants_of,
+    ApiTokenRow, GrantRow, MemberRow, OutboxRow, SessionRow, TenantRow, UserGrantRow, UserRow,
+    email_lower, tenants_of, users_with_grants,
 };
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
@@ -168,25 +168,31 @@ impl UserStore for SqliteStore {
         row.map(UserRow::into_user).transpose()
     }
 
-    async fn users_by_emails(
+    async fn users_by_emails_with_grants(
         &self,
         tenant: TenantId,
         emails: &[EmailAddress],
-    ) -> Result<Vec<User>, StoreError> {
+    ) -> Result<Vec<(User, Vec<Grant>)>, StoreError> {
         let wanted: Vec<String> = emails.iter().map(email_lower).collect();
         let wanted = serde_json::to_string(&wanted)
             .map_err(|e| StoreError::Invalid(format!("emails: {e}")))?;
-        let rows: Vec<UserRow> = self
+        let rows: Vec<UserGrantRow> = self
             .query_as(
-                "SELECT * FROM users WHERE tenant_id = ?1 \
-                 AND email_lower IN (SELECT value FROM json_each(?2)) ORDER BY id",
+                "SELECT u.*, g.id AS grant_id, g.provider AS grant_provider, \
+                 g.account AS grant_account, g.scopes AS grant_scopes, g.state AS grant_state, \
+                 g.revoked_by AS grant_revoked_by, g.revoked_by_admin AS grant_revoked_by_admin, \
+                 g.changed_at AS grant_changed_at, g.granted_at AS grant_granted_at \
+                 FROM users AS u LEFT JOIN grants AS g \
+                 ON g.tenant_id = u.tenant_id AND g.user_id = u.id \
+                 WHERE u.tenant_id = ?1 AND u.email_lower IN (SELECT value FROM json_each(?2)) \
+                 ORDER BY u.id, g.id",
             )
             .bind(tenant.as_uuid())
             .bind(wanted)
             .fetch_all(&self.reader)
             .await
             .map_err(store_error)?;
-        rows.into_iter().map(UserRow::into_user).collect()
+        users_with_grants(rows)
     }
 
     async fn users(&self, tenant: TenantId, ids: &[UserId]) -> Result<Vec<User>, StoreError> {

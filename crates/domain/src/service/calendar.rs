@@ -27,26 +27,54 @@ pub(super) struct Gathered {
     pub(super) availability: Vec<Availability>,
 }
 
+/// What a use case has already read (fresh) before [`Scheduler::gather`], so that it is
+/// not read again.
+#[derive(Debug, Default)]
+pub(super) struct Known {
+    /// Users by id.
+    pub(super) users: HashMap<UserId, User>,
+    /// Every grant, whatever its state, of each user in `grants_of`.
+    pub(super) grants: Vec<Grant>,
+    /// The users whose grants `grants` holds (all of them), the organizer included when
+    /// they were read with the invitees.
+    pub(super) grants_of: HashSet<UserId>,
+}
+
 impl Scheduler {
     /// Turns the organizer's invitees into participants: an active user of the tenant is
     /// connected, anyone else with an email is an email guest, a name alone is a link
     /// guest. The organizer comes first. People outside the tenant must be admitted by
-    /// the tenant's guest policy. Also returns the connected participants' users, so
-    /// that [`Scheduler::gather`] need not read them again.
+    /// the tenant's guest policy. The invitees and the organizer are read with their
+    /// grants in one store read, returned as [`Known`] so that [`Scheduler::gather`]
+    /// need not read them again.
     pub(super) async fn resolve_invitees(
         &self,
         organizer: &User,
         settings: &TenantSettings,
         invitees: &[Invitee],
-    ) -> Result<(Vec<Participant>, HashMap<UserId, User>), ServiceError> {
-        let emails: Vec<EmailAddress> = invitees.iter().filter_map(|i| i.email.clone()).collect();
-        let members: HashMap<String, User> = self
+    ) -> Result<(Vec<Participant>, Known), ServiceError> {
+        let mut emails: Vec<EmailAddress> =
+            invitees.iter().filter_map(|i| i.email.clone()).collect();
+        let organizer_invited = emails
+            .iter()
+            .any(|e| e.as_str().eq_ignore_ascii_case(organizer.email.as_str()));
+        if !organizer_invited {
+            // Read for their grants only: the organizer is not an invitee.
+            emails.push(organizer.email.clone());
+        }
+        let mut known = Known::default();
+        let mut members: HashMap<String, User> = HashMap::new();
+        for (user, grants) in self
             .store()
-            .users_by_emails(organizer.tenant, &emails)
+            .users_by_emails_with_grants(organizer.tenant, &emails)
             .await?
-            .into_iter()
-            .map(|u| (u.email.as_str().to_ascii_lowercase(), u))
-            .collect();
+        {
+            known.grants_of.insert(user.id);
+            known.grants.extend(grants);
+            if user.id != organizer.id || organizer_invited {
+                members.insert(user.email.as_str().to_ascii_lowercase(), user);
+            }
+        }
         for invitee in invitees {
             match &invitee.email {
                 Some(email) if !members.contains_key(&email.as_str().to_ascii_lowercase()) => {
@@ -105,7 +133,7 @@ impl Scheduler {
             };
             participants.push(participant);
         }
-        let known = users.into_values().map(|u| (u.id, u)).collect();
+        known.users = users.into_values().map(|u| (u.id, u)).collect();
         Ok((participants, known))
     }
 
@@ -114,8 +142,8 @@ impl Scheduler {
     /// whose calendar cannot be read becomes an email guest, so they are asked instead
     /// of silently assumed free; the organizer's unreadable calendar fails the request,
     /// unless they simply have none connected. Free/busy lives only in the returned
-    /// value: it is never stored. `known` holds users this use case has already read
-    /// (fresh): only the others are read.
+    /// value: it is never stored. `known` holds what this use case has already read
+    /// (fresh): only the rest is read.
     pub(super) async fn gather(
         &self,
         actor: Actor,
@@ -123,11 +151,11 @@ impl Scheduler {
         organizer: &User,
         participants: &mut [Participant],
         window: Interval,
-        known: HashMap<UserId, User>,
+        known: Known,
     ) -> Result<Gathered, ServiceError> {
         let tenant = organizer.tenant;
         let ids: Vec<UserId> = participants.iter().filter_map(Participant::user).collect();
-        let mut users = known;
+        let mut users = known.users;
         users.insert(organizer.id, organizer.clone());
         let unknown: Vec<UserId> = ids
             .iter()
@@ -143,11 +171,18 @@ impl Scheduler {
                     .map(|u| (u.id, u)),
             );
         }
+        let grants = if ids.iter().all(|id| known.grants_of.contains(id)) {
+            let wanted: HashSet<UserId> = ids.iter().copied().collect();
+            known
+                .grants
+                .into_iter()
+                .filter(|g| wanted.contains(&g.user()))
+                .collect()
+        } else {
+            self.store().grants_of(tenant, &ids).await?
+        };
         // Deactivated users' grants are not used: they are asked by email instead.
-        let grants: Vec<Grant> = self
-            .store()
-            .grants_of(tenant, &ids)
-            .await?
+        let grants: Vec<Grant> = grants
             .into_iter()
             .filter(|g| users.get(&g.user()).is_some_and(User::is_active))
             .collect();

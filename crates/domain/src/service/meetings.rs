@@ -1,7 +1,5 @@
 //! Meeting use cases: availability, create, vote, book, reschedule, cancel, expire.
 
-use std::collections::HashMap;
-
 use crate::audit::Actor;
 use crate::ids::{MeetingId, ProposalId, TenantId, UserId};
 use crate::meeting::{
@@ -15,7 +13,7 @@ use crate::slots::{Candidate, feasible_slots, find_slots};
 use crate::tenant::TenantSettings;
 use crate::time::{Interval, Timestamp};
 
-use super::calendar::Gathered;
+use super::calendar::{Gathered, Known};
 use super::effects::Effects;
 use super::{
     AvailabilityRequest, BookingOutcome, MeetingRequest, Requester, Scheduler, ServiceError,
@@ -484,7 +482,7 @@ impl Scheduler {
                 organizer,
                 &mut participants,
                 m.window(),
-                HashMap::new(),
+                Known::default(),
             )
             .await?;
         let demoted: Vec<UserId> = m
@@ -538,7 +536,7 @@ impl Scheduler {
                     &organizer,
                     &mut participants,
                     target,
-                    HashMap::new(),
+                    Known::default(),
                 )
                 .await?;
             for (before, after) in m.participants().to_vec().iter().zip(&participants) {
