@@ -20,7 +20,7 @@
 //!   runs with analytics off (the default); a second one, with analytics sent to an
 //!   Amplitude stand-in, takes the votes again, and the bench waits for every counted
 //!   vote's event. Each binary run also reports the CPU time spent a request, by the
-//!   whole machine and by the binary (from `/proc`).
+//!   whole machine, by the binary and by PostgreSQL (from `/proc`).
 //!
 //! Needs `DATABASE_URL` (a role that may create databases); without it, says so and exits.
 //! With `LOAD_ONLY=availability`, only the availability requests posted by wrk to `convene
@@ -193,11 +193,46 @@ fn rss_of(pid: &str) -> String {
 }
 
 /// CPU time spent so far, in clock ticks: the whole machine's (every process and the
-/// kernel) and one process's, from `/proc`.
+/// kernel), one process's and PostgreSQL's (every process named `postgres`), from
+/// `/proc`.
 #[derive(Clone, Copy)]
 struct CpuTicks {
     machine: u64,
     process: u64,
+    postgres: u64,
+}
+
+/// A process's user and system time in clock ticks, from the text of `/proc/{pid}/stat`:
+/// after the command's closing parenthesis, state is field 3, utime 14 and stime 15.
+fn stat_ticks(stat: &str) -> u64 {
+    stat.rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The CPU ticks of every running process named `postgres` (the server and its backends).
+fn postgres_ticks() -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .map(|stat| stat_ticks(&stat))
+        .sum()
 }
 
 impl CpuTicks {
@@ -218,27 +253,22 @@ impl CpuTicks {
             })
             .unwrap_or(0);
         let own = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // After the command's closing parenthesis: state is field 3, utime 14, stime 15.
-        let process = own
-            .rsplit_once(')')
-            .map(|(_, rest)| {
-                rest.split_whitespace()
-                    .skip(11)
-                    .take(2)
-                    .filter_map(|v| v.parse::<u64>().ok())
-                    .sum()
-            })
-            .unwrap_or(0);
-        Self { machine, process }
+        Self {
+            machine,
+            process: stat_ticks(&own),
+            postgres: postgres_ticks(),
+        }
     }
 
-    /// Milliseconds of CPU per request since `before`, for the machine and the process.
-    fn per_request(self, before: Self, requests: u64) -> (f64, f64) {
+    /// Milliseconds of CPU per request since `before`: the machine's, the process's and
+    /// PostgreSQL's.
+    fn per_request(self, before: Self, requests: u64) -> (f64, f64, f64) {
         // Linux reports in USER_HZ, 100 a second on every architecture it runs on.
         let ms = |ticks: u64| ticks as f64 * 10.0 / requests.max(1) as f64;
         (
             ms(self.machine.saturating_sub(before.machine)),
             ms(self.process.saturating_sub(before.process)),
+            ms(self.postgres.saturating_sub(before.postgres)),
         )
     }
 }
@@ -869,7 +899,7 @@ async fn against_the_binary(
     wrk_run(&wrk, &script, &binary.base, WARM_UP)?;
     let (before, cpu) = (providers.calls(), CpuTicks::now(&binary.pid));
     let figures = wrk_run(&wrk, &script, &binary.base, ASKING)?;
-    let (machine, serve) = CpuTicks::now(&binary.pid).per_request(cpu, figures.requests);
+    let (machine, serve, postgres) = CpuTicks::now(&binary.pid).per_request(cpu, figures.requests);
     println!(
         "availability, wrk → convene serve: {:>7.0} requests/s p50 {:>6.1} ms   p99 {:>6.1} ms   {} requests in {}, {} errors; {CONNECTED} connected participants, {} calls to the Google and Graph stand-ins answering over HTTP in {} ms (max_concurrency {CONNECTIONS} per provider)",
         figures.rate,
@@ -882,7 +912,7 @@ async fn against_the_binary(
         PROVIDER_LATENCY.as_millis(),
     );
     println!(
-        "  CPU a request: {machine:.3} ms in all (convene serve {serve:.3} ms; the rest PostgreSQL, wrk, the stand-ins and the kernel)"
+        "  CPU a request: {machine:.3} ms in all (convene serve {serve:.3} ms, PostgreSQL {postgres:.3} ms; the rest wrk, the stand-ins and the kernel)"
     );
     println!(
         "convene serve RSS after availability: {}",
@@ -926,7 +956,8 @@ fn binary_votes(
     let warm = wrk_run(wrk, &script, &binary.base, WARM_UP)?;
     let before = CpuTicks::now(&binary.pid);
     let figures = wrk_run(wrk, &script, &binary.base, VOTING)?;
-    let (machine, serve) = CpuTicks::now(&binary.pid).per_request(before, figures.requests);
+    let (machine, serve, postgres) =
+        CpuTicks::now(&binary.pid).per_request(before, figures.requests);
     println!(
         "votes, wrk → convene serve: {:>7.0} votes/s   p50 {:>6.1} ms   p99 {:>6.1} ms   {} votes in {}, {} errors (wrk: 2 threads, {CONNECTIONS} connections)",
         figures.rate,
@@ -937,7 +968,7 @@ fn binary_votes(
         figures.errors
     );
     println!(
-        "  CPU a vote: {machine:.3} ms in all (convene serve {serve:.3} ms; the rest PostgreSQL, wrk and the kernel)"
+        "  CPU a vote: {machine:.3} ms in all (convene serve {serve:.3} ms, PostgreSQL {postgres:.3} ms; the rest wrk and the kernel)"
     );
     Ok((warm.requests + figures.requests).saturating_sub(warm.errors + figures.errors))
 }
