@@ -375,8 +375,8 @@ pub enum LocalEnd {
 ///
 /// Written and serialized as `"09:00-17:30"` (`"18:00-24:00"` for the end of the day;
 /// seconds are allowed, `"09:00:30-10:00"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
 pub struct LocalRange {
     start: Time,
     end: LocalEnd,
@@ -539,6 +539,24 @@ impl TryFrom<String> for LocalRange {
     type Error = TimeError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         LocalRange::parse(&s)
+    }
+}
+
+/// Read from the text without copying it: every user read from a store has a week of
+/// ranges.
+impl<'de> Deserialize<'de> for LocalRange {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = LocalRange;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a range of wall-clock times like \"09:00-17:30\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<LocalRange, E> {
+                LocalRange::parse(s).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 
@@ -923,6 +941,22 @@ mod tests {
                 .is_err()
         );
         assert!(serde_json::from_str::<WeeklyHours>(r#"{"xyz":[]}"#).is_err());
+    }
+
+    #[test]
+    fn local_ranges_deserialize_from_text_borrowed_escaped_or_owned() {
+        let nine_to_noon = LocalRange::parse("09:00-12:00").unwrap();
+        let borrowed: LocalRange = serde_json::from_str(r#""09:00-12:00""#).unwrap();
+        let escaped: LocalRange = serde_json::from_str(r#""09:00\u002d12:00""#).unwrap();
+        let owned: LocalRange = serde_json::from_value(serde_json::json!("09:00-12:00")).unwrap();
+        assert_eq!([borrowed, escaped, owned], [nine_to_noon; 3]);
+        let bad = serde_json::from_str::<LocalRange>(r#""12:00-09:00""#).unwrap_err();
+        assert!(
+            bad.to_string().contains("must start before it ends"),
+            "{bad}"
+        );
+        let number = serde_json::from_str::<LocalRange>("900").unwrap_err();
+        assert!(number.to_string().contains("09:00-17:30"), "{number}");
     }
 
     #[test]
