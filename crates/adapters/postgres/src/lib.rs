@@ -113,6 +113,31 @@ impl Db {
             .await
             .map_err(store_error)
     }
+
+    /// The domain's reading of a failed write: a missing reference is `UnknownTenant`
+    /// when one of `tenants` does not exist, `Invalid` otherwise.
+    async fn settle<T>(
+        &self,
+        result: Result<T, Failure>,
+        tenants: &[Uuid],
+    ) -> Result<T, StoreError> {
+        // The failed transaction is gone; ask outside it.
+        errors::settle(result, tenants, |t| self.tenant_exists(&self.pool, t)).await
+    }
+
+    /// Whether a tenant exists (inside a transaction: pass its connection).
+    async fn tenant_exists<'c, E>(&self, conn: E, tenant: Uuid) -> Result<bool, StoreError>
+    where
+        E: sqlx::Executor<'c, Database = Postgres>,
+    {
+        let found: Option<(i32,)> = self
+            .query_as("SELECT 1 FROM tenants WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_optional(conn)
+            .await
+            .map_err(store_error)?;
+        Ok(found.is_some())
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -306,8 +331,7 @@ impl PgStore {
         result: Result<T, Failure>,
         tenants: &[Uuid],
     ) -> Result<T, StoreError> {
-        // The failed transaction is gone; ask outside it.
-        errors::settle(result, tenants, |t| self.tenant_exists(&self.pool, t)).await
+        self.db.settle(result, tenants).await
     }
 
     /// Whether a tenant exists (inside a transaction: pass its connection).
@@ -315,13 +339,7 @@ impl PgStore {
     where
         E: sqlx::Executor<'c, Database = Postgres>,
     {
-        let found: Option<(i32,)> = self
-            .query_as("SELECT 1 FROM tenants WHERE tenant_id = $1")
-            .bind(tenant)
-            .fetch_optional(conn)
-            .await
-            .map_err(store_error)?;
-        Ok(found.is_some())
+        self.db.tenant_exists(conn, tenant).await
     }
 }
 

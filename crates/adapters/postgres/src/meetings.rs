@@ -29,8 +29,8 @@ use convene_domain::time::Timestamp;
 use convene_sql::erasure::{ErasureRows, Needles, ScrubPlan};
 use convene_sql::errors::{Failure, store_error};
 use convene_sql::rows::{
-    BallotRows, MeetingRow, MeetingRows, OutboxRow, ParticipantRow, ProposalRow, VoteRow, assemble,
-    distinct_keys, email_lower, meeting_ids, meeting_keys, tally_on_read, tenants_of,
+    AuditRow, BallotRows, MeetingRow, MeetingRows, OutboxRow, ParticipantRow, ProposalRow, VoteRow,
+    assemble, distinct_keys, email_lower, meeting_ids, meeting_keys, tally_on_read, tenants_of,
 };
 use convene_sql::{JsonText, Micros};
 use sqlx::PgConnection;
@@ -338,6 +338,10 @@ const LOAD_LANES: usize = 3;
 /// (`database_connections`) makes them take turns.
 const BALLOT_LANES: usize = 2;
 
+/// How many audit appends run at once. One: appends that arrive while it runs are
+/// written together by the next (the commit, not the row, is most of an append's cost).
+const AUDIT_LANES: usize = 1;
+
 /// At most this many requests share one transaction.
 const MAX_BATCH: usize = 64;
 
@@ -347,6 +351,7 @@ const MAX_BATCH: usize = 64;
 pub(crate) struct Batches {
     loads: Coalescer<(Uuid, Uuid), Result<Meeting, StoreError>>,
     ballots: Coalescer<Cast, Result<Tally, Failure>>,
+    pub(crate) audit: Coalescer<Vec<AuditRow>, Result<(), StoreError>>,
 }
 
 impl Default for Batches {
@@ -354,6 +359,7 @@ impl Default for Batches {
         Self {
             loads: Coalescer::new(LOAD_LANES, MAX_BATCH),
             ballots: Coalescer::new(BALLOT_LANES, MAX_BATCH),
+            audit: Coalescer::new(AUDIT_LANES, MAX_BATCH),
         }
     }
 }
@@ -363,6 +369,7 @@ impl std::fmt::Debug for Batches {
         f.debug_struct("Batches")
             .field("loads", &self.loads)
             .field("ballots", &self.ballots)
+            .field("audit", &self.audit)
             .finish()
     }
 }
@@ -375,7 +382,7 @@ pub(crate) struct Cast {
 }
 
 /// What a caller is told when the batch holding its request died (a bug: it panicked).
-fn lost(what: &str) -> StoreError {
+pub(crate) fn lost(what: &str) -> StoreError {
     StoreError::Unavailable(format!("{what} was lost with the batch that held it"))
 }
 

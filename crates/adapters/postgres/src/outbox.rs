@@ -13,7 +13,9 @@ use convene_sql::rows::{
 use convene_sql::{Micros, limits};
 use sqlx::PgConnection;
 
-use crate::{PgStore, limit};
+use crate::batch::Lost;
+use crate::meetings::lost;
+use crate::{Db, PgStore, limit};
 
 impl PgStore {
     /// Enqueues checked messages: at most one per (tenant, key); a taken key is a no-op.
@@ -216,38 +218,15 @@ impl AuditLog for PgStore {
                 convene_sql::errors::unique_subject("audit_log").into(),
             ));
         }
-        let groups = AuditGroups::of(rows)?;
-        let tenants = groups.tenants.clone();
-        let result = async {
-            self.query(
-                // One row per group of entries that share everything but their id and
-                // subject (migration 0008): an availability request's 50 reads are one
-                // row. The groups are formed here, so PostgreSQL only slices each group's
-                // ids and subjects out of the two flat arrays (no sort, no aggregate).
-                "INSERT INTO audit_log (tenant_id, at, actor_kind, actor_id, action, source, \
-                 ids, subjects) \
-                 SELECT t, at, ak, ai, a, src, ($7::uuid[])[o + 1 : o + n], \
-                 ($8::text[])[o + 1 : o + n] \
-                 FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::uuid[], \
-                 $5::text[], $6::text[], $9::int4[], $10::int4[]) \
-                 AS g (t, at, ak, ai, a, src, o, n)",
-            )
-            .bind(groups.tenants)
-            .bind(groups.at)
-            .bind(groups.actor_kinds)
-            .bind(groups.actor_ids)
-            .bind(groups.actions)
-            .bind(groups.sources)
-            .bind(groups.ids)
-            .bind(groups.subjects)
-            .bind(groups.offsets)
-            .bind(groups.lengths)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        }
-        .await;
-        self.settle(result, &tenants).await
+        let db = self.db.clone();
+        self.batches
+            .audit
+            .call(rows, move |appends| {
+                let db = db.clone();
+                async move { db.audit_batch(appends).await }
+            })
+            .await
+            .unwrap_or_else(|Lost| Err(lost("the audit entry")))
     }
 
     async fn entries(
@@ -302,6 +281,66 @@ impl crate::Db {
         .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+}
+
+impl Db {
+    /// The entries of many appends (each already checked): one statement for all, each
+    /// answered as if alone. When that statement fails for a reason other than an
+    /// unreachable database, which may be one append's fault, each is tried alone.
+    pub(crate) async fn audit_batch(
+        &self,
+        appends: Vec<Vec<AuditRow>>,
+    ) -> Vec<Result<(), StoreError>> {
+        if let [rows] = appends.as_slice() {
+            return vec![self.insert_audit(rows.clone()).await];
+        }
+        let all: Vec<AuditRow> = appends.iter().flatten().cloned().collect();
+        match self.insert_audit(all).await {
+            Ok(()) => appends.iter().map(|_| Ok(())).collect(),
+            Err(e @ StoreError::Unavailable(_)) => appends.iter().map(|_| Err(e.clone())).collect(),
+            Err(_) => {
+                let mut answers = Vec::with_capacity(appends.len());
+                for rows in appends {
+                    answers.push(self.insert_audit(rows).await);
+                }
+                answers
+            }
+        }
+    }
+
+    async fn insert_audit(&self, rows: Vec<AuditRow>) -> Result<(), StoreError> {
+        let groups = AuditGroups::of(rows)?;
+        let tenants = groups.tenants.clone();
+        let result = self
+            .query(
+                // One row per group of entries that share everything but their id and
+                // subject (migration 0008): an availability request's 50 reads are one
+                // row. The groups are formed here, so PostgreSQL only slices each group's
+                // ids and subjects out of the two flat arrays (no sort, no aggregate).
+                "INSERT INTO audit_log (tenant_id, at, actor_kind, actor_id, action, source, \
+                 ids, subjects) \
+                 SELECT t, at, ak, ai, a, src, ($7::uuid[])[o + 1 : o + n], \
+                 ($8::text[])[o + 1 : o + n] \
+                 FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::uuid[], \
+                 $5::text[], $6::text[], $9::int4[], $10::int4[]) \
+                 AS g (t, at, ak, ai, a, src, o, n)",
+            )
+            .bind(groups.tenants)
+            .bind(groups.at)
+            .bind(groups.actor_kinds)
+            .bind(groups.actor_ids)
+            .bind(groups.actions)
+            .bind(groups.sources)
+            .bind(groups.ids)
+            .bind(groups.subjects)
+            .bind(groups.offsets)
+            .bind(groups.lengths)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(Failure::from);
+        self.settle(result, &tenants).await
     }
 }
 

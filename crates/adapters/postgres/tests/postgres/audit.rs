@@ -177,3 +177,75 @@ async fn the_migration_groups_the_rows_already_there(pool: PgPool) {
         .expect_err("still append-only");
     assert!(refused.to_string().contains("append-only"), "{refused}");
 }
+
+/// Appends made at once: what each answered and how many statements they took.
+async fn at_once(
+    store: &std::sync::Arc<convene_postgres::PgStore>,
+    appends: &[Vec<AuditEntry>],
+) -> (Vec<Result<(), StoreError>>, u64) {
+    let before = store.queries();
+    let answers = futures::future::join_all(appends.iter().map(|entries| {
+        let store = store.clone();
+        async move { store.append(entries).await }
+    }))
+    .await;
+    (answers, store.queries() - before)
+}
+
+/// Twenty requests' reads, five each, each request its own actor.
+fn twenty_requests(tenant: TenantId, first: u128) -> Vec<Vec<AuditEntry>> {
+    (0..20u128)
+        .map(|r| {
+            let actor = Actor::User(scenarios::id(100 + r));
+            (0..5)
+                .map(|n| entry(first + r * 10 + n, tenant, actor, at(1)))
+                .collect()
+        })
+        .collect()
+}
+
+#[sqlx::test(migrations = "../../../migrations/postgres")]
+async fn appends_made_at_once_share_statements_and_fail_alone(pool: PgPool) {
+    let store = store(pool.clone());
+    let a = scenarios::tenant(1, "acme");
+    store.insert_tenant(&a).await.expect("insert_tenant");
+
+    let good = twenty_requests(a.id, 10_000);
+    let (answers, statements) = at_once(&store, &good).await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    assert!(
+        statements < 10,
+        "appends that waited for the one before were written together: {statements} statements"
+    );
+
+    // One append for a tenant that does not exist, among good ones: it fails alone.
+    let ghost = scenarios::tenant(9, "ghost");
+    let mut mixed = twenty_requests(a.id, 20_000);
+    mixed.insert(10, vec![entry(99_999, ghost.id, Actor::System, at(1))]);
+    let (answers, _) = at_once(&store, &mixed).await;
+    for (i, answer) in answers.iter().enumerate() {
+        let expected = if i == 10 {
+            Err(StoreError::UnknownTenant)
+        } else {
+            Ok(())
+        };
+        assert_eq!(answer, &expected, "append {i}");
+    }
+
+    let mut seen: Vec<_> = all(&*store, a.id).await.into_iter().map(|e| e.id).collect();
+    let mut expected: Vec<_> = good
+        .iter()
+        .chain(&mixed)
+        .flatten()
+        .filter(|e| e.tenant == a.id)
+        .map(|e| e.id)
+        .collect();
+    seen.sort();
+    expected.sort();
+    assert!(
+        seen == expected,
+        "every entry of every good append, once: {} of {}",
+        seen.len(),
+        expected.len()
+    );
+}
