@@ -3,7 +3,7 @@
 //!
 //! sqlx gives a connection back to its pool through a spawned task that first pings the
 //! server (a `Sync` and its answer) to learn whether the connection is still usable. An
-//! availability request ran eight single statements (seven now), so as many extra round
+//! availability request ran eight single statements (five now), so as many extra round
 //! trips, tasks and wake-ups of a PostgreSQL backend; under the load bench that was about
 //! a tenth of the machine's CPU a request. A statement that completes leaves its
 //! connection ready for the next (PostgreSQL has answered `ReadyForQuery`), so nothing
