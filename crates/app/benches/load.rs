@@ -414,6 +414,9 @@ async fn bench(url: String) -> anyhow::Result<()> {
     );
     if only_availability() {
         let asking = availability_request(&served, &tenant).await?;
+        // The participants and their grants were just written: without their statistics
+        // the planner reads them as empty tables (the full run analyses here too).
+        analyze(&served).await?;
         return against_the_binary(&served, &url, &votes, &asking).await;
     }
     let post = {
