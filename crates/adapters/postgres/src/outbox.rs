@@ -290,10 +290,11 @@ impl Db {
     /// unreachable database, which may be one append's fault, each is tried alone.
     pub(crate) async fn audit_batch(
         &self,
-        appends: Vec<Vec<AuditRow>>,
+        mut appends: Vec<Vec<AuditRow>>,
     ) -> Vec<Result<(), StoreError>> {
-        if let [rows] = appends.as_slice() {
-            return vec![self.insert_audit(rows.clone()).await];
+        if appends.len() == 1 {
+            // Alone (no load): written as it is, without the copy a retry would need.
+            return vec![self.insert_audit(appends.pop().unwrap_or_default()).await];
         }
         let all: Vec<AuditRow> = appends.iter().flatten().cloned().collect();
         match self.insert_audit(all).await {
